@@ -1,0 +1,17 @@
+# Stage 1: data. The demo collection is generated from a seed; nothing is downloaded.
+
+
+if DEMO:
+
+    rule demo_data:
+        output:
+            manifest=f"{RESULTS}/data/{DEMO['name']}/manifest.json",
+        params:
+            settings={key: value for key, value in DEMO.items() if key != "name"},
+            name=DEMO["name"],
+        log:
+            f"{LOGS}/data/{DEMO['name']}.log",
+        conda:
+            "../envs/pipeline.yaml"
+        script:
+            "../workflow/scripts/demo_data.py"

@@ -1,0 +1,19 @@
+# Stage 6: per-query evaluation with ir_measures.
+
+
+rule evaluate:
+    input:
+        manifests(),
+        run=f"{RESULTS}/runs/{{split}}/{{system}}.run",
+    output:
+        metrics=metrics_file("{split}", "{system}"),
+    params:
+        manifests=manifests(),
+        dataset=lambda wildcards: dataset_id(wildcards.split),
+        measures=config["measures"],
+    log:
+        f"{LOGS}/evaluate/{{split}}/{{system}}.log",
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../workflow/scripts/evaluate.py"

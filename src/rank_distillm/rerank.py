@@ -1,0 +1,53 @@
+"""Re-ranking a run's top passages with a cross-encoder, in length-sorted batches."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from rank_distillm import io as trec_io
+from rank_distillm.model import CrossEncoder, PairEncoder
+
+LOGGER = logging.getLogger(__name__)
+
+
+def rerank(
+    model: CrossEncoder,
+    encoder: PairEncoder,
+    run: pd.DataFrame,
+    query_texts: dict[str, str],
+    doc_texts: dict[str, str],
+    depth: int = 100,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+) -> pd.DataFrame:
+    """Score each query's top ``depth`` passages; return the run ranked by the model.
+
+    Pairs are scored in order of length, so padding is minimal; ties in the model's
+    score keep the first-stage order.
+    """
+    candidates = trec_io.truncate_run(run, depth)
+    missing = sorted(set(candidates["query_id"]) - set(query_texts))
+    if missing:
+        raise KeyError(f"{len(missing)} run queries have no text (first: {missing[:5]})")
+    query_tokens = dict(
+        zip(query_texts, encoder.query_ids(list(query_texts.values())), strict=True)
+    )
+    doc_ids = candidates["doc_id"].drop_duplicates().tolist()
+    doc_tokens = dict(zip(doc_ids, encoder.doc_ids([doc_texts[d] for d in doc_ids]), strict=True))
+    queries = [query_tokens[q] for q in candidates["query_id"]]
+    docs = [doc_tokens[d] for d in candidates["doc_id"]]
+    order = np.argsort([len(q) + len(d) for q, d in zip(queries, docs, strict=True)], kind="stable")
+    scores = np.empty(len(order), dtype=np.float64)
+    model.to(device).eval()
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(order), batch_size), desc="re-ranking", mininterval=5):
+            chunk = order[start : start + batch_size]
+            batch = encoder.collate([queries[i] for i in chunk], [docs[i] for i in chunk])
+            batch = {key: value.to(device) for key, value in batch.items()}
+            scores[chunk] = model(**batch).float().cpu().numpy()
+    return trec_io.rank_by_score(candidates.assign(score=scores))[trec_io.RUN_COLUMNS]

@@ -1,0 +1,220 @@
+"""The pipeline's steps, file in and file out: what each Snakemake rule calls.
+
+Each function reads the previous stage's files and writes its own, so a step can be
+run, tested or replaced without Snakemake. ``manifests`` are local collections
+(``datasets.Manifest``) to register before ``dataset_id`` is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rank_distillm import datasets
+from rank_distillm import io as trec_io
+
+LOGGER = logging.getLogger(__name__)
+Paths = Sequence[str | Path]
+
+
+def make_demo(settings: Mapping[str, Any], manifest: Path, name: str) -> dict[str, int]:
+    """Generate the demo collection next to ``manifest`` and build its docstore."""
+    from rank_distillm import demo
+
+    collection = demo.generate(demo.settings_from_config(settings))
+    demo.write(collection, manifest.parent, name, manifest)
+    dataset = datasets.load(name, [manifest])
+    counts = {"passages": datasets.build_docstore(dataset)}
+    counts.update({subset: len(frame) for subset, frame in collection.queries.items()})
+    LOGGER.info("demo collection %s: %s", name, counts)
+    return counts
+
+
+def tiny_backbone(
+    manifests: Paths, collection_id: str, settings: Mapping[str, Any], out_dir: Path
+) -> None:
+    from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra
+
+    dataset = datasets.load(collection_id, manifests)
+    texts = (doc.text for doc in dataset.docs_iter())
+    parameters = build_tiny_electra(texts, TinyElectraSettings(**settings), out_dir)
+    LOGGER.info("tiny ELECTRA backbone with %d parameters in %s", parameters, out_dir)
+
+
+def bm25_index(manifests: Paths, collection_id: str, index_dir: Path) -> None:
+    from rank_distillm.retrieve import build_index
+
+    dataset = datasets.load(collection_id, manifests)
+    build_index(((doc.doc_id, doc.text) for doc in dataset.docs_iter()), index_dir)
+
+
+def bm25_run(
+    manifests: Paths,
+    dataset_id: str,
+    index_dir: Path,
+    out_run: Path,
+    k1: float,
+    b: float,
+    num_results: int,
+) -> None:
+    from rank_distillm.retrieve import bm25
+
+    topics = datasets.topics(datasets.load(dataset_id, manifests))
+    run = bm25(index_dir, topics, k1=k1, b=b, num_results=num_results)
+    trec_io.write_run(run, out_run, tag=f"bm25.k1-{k1}.b-{b}")
+    LOGGER.info("BM25: %d queries, %d rows -> %s", run["query_id"].nunique(), len(run), out_run)
+
+
+def simulated_teacher_run(
+    manifests: Paths,
+    dataset_id: str,
+    first_stage_run: Path,
+    out_run: Path,
+    depth: int,
+    noise: float,
+    seed: int,
+) -> None:
+    from rank_distillm.teacher import simulate_teacher
+
+    qrels = datasets.qrels(datasets.load(dataset_id, manifests))
+    run = simulate_teacher(trec_io.read_run(first_stage_run), qrels, depth, noise, seed)
+    trec_io.write_run(run, out_run, tag=f"simulated-teacher.noise-{noise}")
+
+
+def teacher_table(
+    manifests: Paths,
+    dataset_id: str,
+    teacher_run: Path,
+    out_table: Path,
+    out_stats: Path,
+    num_queries: int | None,
+    depth: int,
+    seed: int,
+) -> None:
+    from rank_distillm import training_tables
+
+    dataset = datasets.load(dataset_id, manifests)
+    table = training_tables.teacher_table(
+        trec_io.read_run(teacher_run),
+        datasets.topics(dataset),
+        lambda ids: datasets.doc_texts(dataset, ids),
+        num_queries,
+        depth,
+        seed,
+    )
+    training_tables.write_table(table, out_table, out_stats)
+
+
+def hard_negative_table(
+    manifests: Paths,
+    dataset_id: str,
+    first_stage_run: Path,
+    out_table: Path,
+    out_stats: Path,
+    num_queries: int | None,
+    depth: int,
+    seed: int,
+) -> None:
+    from rank_distillm import training_tables
+
+    dataset = datasets.load(dataset_id, manifests)
+    table = training_tables.hard_negative_table(
+        trec_io.read_run(first_stage_run),
+        datasets.qrels(dataset),
+        datasets.topics(dataset),
+        lambda ids: datasets.doc_texts(dataset, ids),
+        num_queries,
+        depth,
+        seed,
+    )
+    training_tables.write_table(table, out_table, out_stats)
+
+
+def train_model(
+    start: str, table: Path, out_dir: Path, loss_log: Path, settings: Mapping[str, Any]
+) -> None:
+    from rank_distillm.train import TrainSettings, train
+    from rank_distillm.training_tables import read_table
+
+    values = dict(settings)
+    if "adam_betas" in values:
+        values["adam_betas"] = tuple(values["adam_betas"])
+    summary = train(TrainSettings(**values), str(start), read_table(table), out_dir, loss_log)
+    LOGGER.info("training summary: %s", json.dumps(summary))
+
+
+def rerank_run(
+    checkpoint: Path,
+    manifests: Paths,
+    dataset_id: str,
+    first_stage_run: Path,
+    out_run: Path,
+    depth: int,
+    batch_size: int,
+    tag: str,
+) -> None:
+    import torch
+
+    from rank_distillm.model import PairEncoder, load_cross_encoder
+    from rank_distillm.rerank import rerank
+
+    model, tokenizer = load_cross_encoder(str(checkpoint))
+    encoder = PairEncoder(tokenizer, model.query_length, model.doc_length)
+    dataset = datasets.load(dataset_id, manifests)
+    topics = datasets.topics(dataset)
+    run = trec_io.truncate_run(trec_io.read_run(first_stage_run), depth)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    reranked = rerank(
+        model,
+        encoder,
+        run,
+        dict(zip(topics["query_id"], topics["text"], strict=True)),
+        datasets.doc_texts(dataset, run["doc_id"]),
+        depth=depth,
+        batch_size=batch_size,
+        device=device,
+    )
+    trec_io.write_run(reranked, out_run, tag=tag)
+
+
+def evaluate_run(
+    manifests: Paths, dataset_id: str, run: Path, out_tsv: Path, measures: Sequence[str]
+) -> None:
+    from rank_distillm import evaluate
+
+    qrels = datasets.qrels(datasets.load(dataset_id, manifests))
+    per_query = evaluate.evaluate_run(trec_io.read_run(run), qrels, measures)
+    evaluate.write_per_query(per_query, out_tsv)
+    LOGGER.info("%s on %s:\n%s", run, dataset_id, evaluate.aggregate(per_query).to_string())
+
+
+def model_zoo(
+    metrics: Sequence[tuple[str, str, str | Path]],
+    md_path: Path,
+    csv_path: Path,
+    png_path: Path,
+    title: str,
+    notes: Sequence[str],
+    measures: Sequence[str],
+) -> None:
+    """``metrics``: (system label, dataset label, per-query TSV) for every table cell."""
+    from rank_distillm import evaluate, report
+
+    frames = [
+        evaluate.read_per_query(path).assign(system=system, dataset=dataset)
+        for system, dataset, path in metrics
+    ]
+    report.write_model_zoo(
+        pd.concat(frames, ignore_index=True),
+        md_path,
+        csv_path,
+        png_path,
+        title=title,
+        notes=notes,
+        measures=measures,
+    )

@@ -1,0 +1,232 @@
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rank_distillm.evaluate import (
+    DEFAULT_MEASURES,
+    DISPLAY_NAMES,
+    aggregate,
+    atomic_output,
+    evaluate_run,
+    holm_correction,
+    paired_t_test,
+    read_per_query,
+    write_per_query,
+)
+
+TREC_DL = Path(__file__).resolve().parents[2] / "shared" / "data" / "trec-dl"
+
+
+def make_run(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["query_id", "doc_id", "rank", "score"])
+
+
+def make_qrels(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["query_id", "doc_id", "relevance"])
+
+
+QRELS = make_qrels(
+    [
+        ("q1", "d1", 3),
+        ("q1", "d2", 2),
+        ("q1", "d3", 0),
+        ("q1", "d4", 1),
+        ("q2", "e1", 1),
+        ("q2", "e2", 0),
+        ("q2", "e3", 2),
+        ("q2", "e4", 1),  # relevant, never retrieved
+        ("q3", "f1", 1),  # judged query missing from the run
+    ]
+)
+RUN = make_run(
+    [
+        # q1: scores contradict the ranks; the ranks must win. d5 is unjudged.
+        ("q1", "d3", 1, 0.1),
+        ("q1", "d1", 2, 0.2),
+        ("q1", "d5", 3, 0.3),
+        ("q1", "d4", 4, 0.4),
+        ("q1", "d2", 5, 0.5),
+        # q2: all scores tied; rank order e2, e3, e1 is neither doc-id ascending nor descending.
+        ("q2", "e2", 1, 7.0),
+        ("q2", "e3", 2, 7.0),
+        ("q2", "e1", 3, 7.0),
+        # q4: no qrels, dropped.
+        ("q4", "x1", 1, 1.0),
+    ]
+)
+
+# trec_eval nDCG: gain = label, discount log2(rank + 1), ideal ranking from all judgements.
+Q1_NDCG = (0 / math.log2(2) + 3 / math.log2(3) + 0 + 1 / math.log2(5) + 2 / math.log2(6)) / (
+    3 / math.log2(2) + 2 / math.log2(3) + 1 / math.log2(4)
+)
+Q2_NDCG = (0 / math.log2(2) + 2 / math.log2(3) + 1 / math.log2(4)) / (
+    2 / math.log2(2) + 1 / math.log2(3) + 1 / math.log2(4)
+)
+EXPECTED = {
+    # RR/AP binarise at relevance >= 1 (ir_measures default). q1 relevant: d1@2, d4@4, d2@5.
+    ("q1", "nDCG@10"): Q1_NDCG,
+    ("q1", "RR@10"): 1 / 2,
+    ("q1", "AP@100"): (1 / 2 + 2 / 4 + 3 / 5) / 3,
+    # q2 relevant: e3@2, e1@3; e4 (relevant) not retrieved.
+    ("q2", "nDCG@10"): Q2_NDCG,
+    ("q2", "RR@10"): 1 / 2,
+    ("q2", "AP@100"): (1 / 2 + 2 / 3) / 3,
+    ("q3", "nDCG@10"): 0.0,
+    ("q3", "RR@10"): 0.0,
+    ("q3", "AP@100"): 0.0,
+}
+
+
+def as_dict(per_query: pd.DataFrame) -> dict[tuple[str, str], float]:
+    return {(r.query_id, r.measure): r.value for r in per_query.itertuples()}
+
+
+def test_evaluate_run_hand_computed(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="rank_distillm.evaluate"):
+        result = evaluate_run(RUN, QRELS)
+    assert list(result.columns) == ["query_id", "measure", "value"]
+    got = as_dict(result)
+    assert set(got) == set(EXPECTED)  # q4 dropped, q3 filled
+    for key, value in EXPECTED.items():
+        assert got[key] == pytest.approx(value, abs=1e-9), key
+    assert result.attrs == {"filled_missing": 1, "dropped_unjudged": 1}
+    text = caplog.text
+    assert "1 judged queries missing from the run, scored 0: q3" in text
+    assert "dropping 1 run queries without qrels: q4" in text
+
+
+def test_tied_scores_follow_rank() -> None:
+    tied = RUN[RUN["query_id"] == "q2"]
+    distinct = tied.assign(score=[3.0, 2.0, 1.0])
+    reversed_scores = tied.assign(score=[1.0, 2.0, 3.0])
+    qrels = QRELS[QRELS["query_id"] == "q2"]
+    expected = as_dict(evaluate_run(distinct, qrels))
+    assert as_dict(evaluate_run(tied, qrels)) == expected
+    assert as_dict(evaluate_run(reversed_scores, qrels)) == expected
+    assert expected[("q2", "RR@10")] == 0.5  # doc-id tie-breaking would give 1.0
+
+
+def test_missing_query_scored_zero_and_unjudged_dropped() -> None:
+    run = make_run([("q9", "z", 1, 1.0)])
+    result = evaluate_run(run, QRELS)
+    assert set(result["query_id"]) == {"q1", "q2", "q3"}
+    assert (result["value"] == 0.0).all()
+    assert result.attrs["filled_missing"] == 3
+
+
+def test_integer_ids_become_strings() -> None:
+    run = pd.DataFrame({"query_id": [1], "doc_id": [10], "rank": [1], "score": [0.0]})
+    qrels = pd.DataFrame({"query_id": [1], "doc_id": [10], "relevance": [2]})
+    result = evaluate_run(run, qrels, measures=["nDCG@10"])
+    assert result.to_dict("records") == [{"query_id": "1", "measure": "nDCG@10", "value": 1.0}]
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([("q1", "d1", 1, 1.0), ("q1", "d1", 2, 0.5)], "duplicate \\(query_id, doc_id\\)"),
+        ([("q1", "d1", 1, 1.0), ("q1", "d2", 1, 0.5)], "duplicate ranks"),
+    ],
+)
+def test_ambiguous_runs_rejected(rows: list[tuple[str, str, int, float]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        evaluate_run(make_run(rows), QRELS)
+
+
+def test_aggregate() -> None:
+    agg = aggregate(evaluate_run(RUN, QRELS))
+    assert list(agg["measure"]) == list(DEFAULT_MEASURES)
+    row = agg.set_index("measure").loc["nDCG@10"]
+    assert row["value"] == pytest.approx((Q1_NDCG + Q2_NDCG + 0.0) / 3)
+    assert row["queries"] == 3
+    assert DISPLAY_NAMES["AP@100"] == "MAP@100"
+
+
+def test_per_query_roundtrip(tmp_path: Path) -> None:
+    df = pd.DataFrame(
+        {
+            "query_id": ["001", "NA", "1e3"],
+            "measure": ["nDCG@10"] * 3,
+            "value": [1 / 3, 0.0, 0.123456789012345],
+        }
+    )
+    path = tmp_path / "nested" / "dir" / "per_query.tsv"
+    write_per_query(df, path)
+    assert path.read_text().splitlines()[0] == "query_id\tmeasure\tvalue"
+    assert os.listdir(path.parent) == ["per_query.tsv"]
+    back = read_per_query(path)
+    pd.testing.assert_frame_equal(back, df)
+
+
+def test_atomic_output_keeps_old_file_on_error(tmp_path: Path) -> None:
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+    with pytest.raises(RuntimeError), atomic_output(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_paired_t_test_hand_examples() -> None:
+    # n = 2, d = (1, 3): mean 2, sd sqrt(2), t = 2 / (sqrt(2) / sqrt(2)) = 2, df = 1 (Cauchy):
+    # p = 1 - (2 / pi) * atan(2).
+    a = pd.Series([1.0, 3.0], index=["q1", "q2"])
+    b = pd.Series([0.0, 0.0], index=["q1", "q2"])
+    assert paired_t_test(a, b) == pytest.approx(1 - 2 / math.pi * math.atan(2))
+    # n = 3, d = (1, 2, 3): mean 2, sd 1, t = 2 * sqrt(3), df = 2: p = 1 - t / sqrt(2 + t^2).
+    # b is given in another order: alignment is by index.
+    a = pd.Series([1.5, 2.5, 3.5], index=["x", "y", "z"])
+    b = pd.Series([0.5, 0.5, 0.5], index=["z", "x", "y"])
+    t = 2 * math.sqrt(3)
+    assert paired_t_test(a, b) == pytest.approx(1 - t / math.sqrt(2 + t**2))
+    assert paired_t_test(a, a) == 1.0
+    with pytest.raises(ValueError, match="query sets differ"):
+        paired_t_test(a, b.rename({"z": "w"}))
+
+
+def test_holm_correction_hand_example() -> None:
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> max(0.06, 0.04).
+    got = holm_correction([0.01, 0.04, 0.03, 0.005])
+    assert got == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_correction([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm_correction([]) == []
+
+
+def read_trec_run(path: Path) -> pd.DataFrame:
+    # Both "qid 0 docid rank score tag" (tabs) and "qid Q0 docid rank score tag" (spaces).
+    names = ["query_id", "q0", "doc_id", "rank", "score", "tag"]
+    dtype = {"query_id": str, "doc_id": str, "rank": int, "score": float}
+    return pd.read_csv(path, sep=r"\s+", header=None, names=names, dtype=dtype)
+
+
+def read_trec_qrels(path: Path) -> pd.DataFrame:
+    names = ["query_id", "iteration", "doc_id", "relevance"]
+    dtype = {"query_id": str, "doc_id": str, "relevance": int}
+    return pd.read_csv(path, sep=r"\s+", header=None, names=names, dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    ("run_name", "qrels_name", "expected"),
+    [
+        ("__colbert__msmarco-passage-trec-dl-2019-judged.run", "qrels.dl19-passage.txt", 0.7316),
+        ("__colbert__msmarco-passage-trec-dl-2020-judged.run", "qrels.dl20-passage.txt", 0.7254),
+        ("__bm25__msmarco-passage-trec-dl-2019-judged.run", "qrels.dl19-passage.txt", 0.4795),
+    ],
+)
+def test_reference_ndcg(run_name: str, qrels_name: str, expected: float) -> None:
+    if not TREC_DL.is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"reference data missing on CI: {TREC_DL}")
+        pytest.skip(f"reference data not available: {TREC_DL}")
+    run = read_trec_run(TREC_DL / "runs" / run_name)
+    qrels = read_trec_qrels(TREC_DL / qrels_name)
+    result = evaluate_run(run[run["rank"] <= 100], qrels, measures=["nDCG@10"])
+    assert result["query_id"].nunique() == qrels["query_id"].nunique()
+    assert result["value"].mean() == pytest.approx(expected, abs=5e-4)

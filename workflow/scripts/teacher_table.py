@@ -1,0 +1,18 @@
+# Rule teacher_table: teacher run cut to queries x depth, joined with texts (stage 2 data).
+from pathlib import Path
+
+from rank_distillm.logs import log_to
+from rank_distillm.steps import teacher_table
+
+p = snakemake.params
+with log_to(snakemake.log[0]):
+    teacher_table(
+        p.manifests,
+        p.dataset,
+        Path(snakemake.input.teacher_run),
+        Path(snakemake.output.table),
+        Path(snakemake.output.stats),
+        num_queries=p.num_queries,
+        depth=p.depth,
+        seed=p.seed,
+    )
