@@ -95,9 +95,11 @@ def topics(dataset: Dataset) -> pd.DataFrame:
 
 
 def qrels(dataset: Dataset) -> pd.DataFrame:
-    """Qrels as a frame (``query_id``, ``doc_id``, ``relevance``)."""
+    """Qrels as a frame (``query_id``, ``doc_id``, ``relevance``); a repeated
+    (query, passage) pair keeps its last label, as ``io.read_qrels`` does."""
     rows = [(q.query_id, q.doc_id, q.relevance) for q in dataset.qrels_iter()]
     frame = pd.DataFrame(rows, columns=["query_id", "doc_id", "relevance"])
+    frame = frame.drop_duplicates(["query_id", "doc_id"], keep="last", ignore_index=True)
     return frame.astype({"query_id": str, "doc_id": str, "relevance": "int64"})
 
 

@@ -221,12 +221,13 @@ def settings_from_config(values: Mapping[str, Any]) -> DemoSettings:
     return DemoSettings(**values)
 
 
-def write(collection: DemoCollection, out_dir: Path, name: str, manifest_path: Path) -> None:
-    """Write passages, queries and qrels under ``out_dir`` and the manifest describing
-    them (``datasets.Manifest``), which is written last: it marks the data complete."""
+def write(collection: DemoCollection, manifest_path: Path, name: str) -> None:
+    """Write passages, queries and qrels beside ``manifest_path``, then the manifest
+    describing them (``datasets.Manifest``): written last, it marks the data complete."""
     from rank_distillm import io as trec_io
     from rank_distillm.datasets import Manifest, write_docs_tsv
 
+    out_dir = manifest_path.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     write_docs_tsv(((p.doc_id, p.text) for p in collection.passages), out_dir / "docs.tsv")
     subsets: dict[str, dict[str, str]] = {}

@@ -35,6 +35,10 @@ def log_to(path: str | os.PathLike[str] | None) -> Iterator[None]:
         root.setLevel(logging.INFO)
         try:
             yield
+        except BaseException:
+            # The traceback also reaches Snakemake's output; the log keeps it with the context.
+            logging.getLogger("rank_distillm").exception("step failed")
+            raise
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

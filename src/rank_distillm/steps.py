@@ -27,7 +27,7 @@ def make_demo(settings: Mapping[str, Any], manifest: Path, name: str) -> dict[st
     from rank_distillm import demo
 
     collection = demo.generate(demo.settings_from_config(settings))
-    demo.write(collection, manifest.parent, name, manifest)
+    demo.write(collection, manifest, name)
     dataset = datasets.load(name, [manifest])
     counts = {"passages": datasets.build_docstore(dataset)}
     counts.update({subset: len(frame) for subset, frame in collection.queries.items()})

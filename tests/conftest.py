@@ -1,0 +1,32 @@
+"""Test-wide isolation: no network, caches in a private temporary folder."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_CACHE = Path(tempfile.mkdtemp(prefix="rank-distillm-tests-"))
+# Set before any test module imports ir_datasets, transformers or matplotlib.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("IR_DATASETS_HOME", str(_CACHE / "ir_datasets"))
+os.environ.setdefault("HF_HOME", str(_CACHE / "hf"))
+os.environ.setdefault("MPLCONFIGDIR", str(_CACHE / "matplotlib"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The read-only real data beside the repository; skipped where absent, but
+    never in CI (CI=true), where its absence is a failure."""
+    data = SHARED / "data"
+    if not data.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{data} is missing; CI must run the tests on real data")
+        pytest.skip(f"{data} is absent")
+    return data

@@ -1,0 +1,191 @@
+"""Tests for rank_distillm.sampling: per-query candidate lists and the two samplers."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rank_distillm.sampling import (
+    SAMPLERS,
+    TABLE_COLUMNS,
+    QueryList,
+    Sample,
+    draw,
+    group_queries,
+    single_relevant,
+    top,
+)
+
+
+def table(rows: list[tuple[str, str, int | None, float]]) -> pd.DataFrame:
+    """A training table from (query_id, doc_id, rank or None, target) rows."""
+    frame = pd.DataFrame(
+        [(q, f"query {q}", d, f"text {d}", r, t) for q, d, r, t in rows], columns=TABLE_COLUMNS
+    )
+    frame["rank"] = frame["rank"].astype("Int64")
+    return frame
+
+
+# Rows deliberately out of order: qB appears first, ranks are shuffled, unranked rows in between.
+MIXED = table(
+    [
+        ("qB", "b3", 3, 0.0),  # row 0
+        ("qA", "a2", 2, 0.0),  # row 1
+        ("qB", "b-missed", None, 2.0),  # row 2
+        ("qB", "b1", 1, 1.0),  # row 3
+        ("qA", "a1", 1, 3.0),  # row 4
+        ("qB", "b2", 2, 0.0),  # row 5
+        ("qA", "a-missed", None, 1.0),  # row 6
+        ("qC", "c1", 1, 0.0),  # row 7
+    ]
+)
+
+
+def query_list(targets: list[float], in_run: list[bool], query_id: str = "q") -> QueryList:
+    """A list whose rows are 10, 11, ... so that positions and rows differ."""
+    return QueryList(
+        query_id=query_id,
+        rows=np.arange(10, 10 + len(targets)),
+        targets=np.asarray(targets, dtype=np.float64),
+        in_run=np.asarray(in_run, dtype=bool),
+    )
+
+
+# --------------------------------------------------------------------------- group_queries
+
+
+def test_group_queries_orders_by_rank_unranked_last() -> None:
+    lists = group_queries(MIXED)
+    assert [q.query_id for q in lists] == ["qB", "qA", "qC"]  # first appearance
+    by_id = {q.query_id: q for q in lists}
+    assert by_id["qB"].rows.tolist() == [3, 5, 0, 2]
+    assert by_id["qB"].targets.tolist() == [1.0, 0.0, 0.0, 2.0]
+    assert by_id["qB"].in_run.tolist() == [True, True, True, False]
+    assert by_id["qA"].rows.tolist() == [4, 1, 6]
+    assert by_id["qA"].targets.tolist() == [3.0, 0.0, 1.0]
+    assert by_id["qA"].in_run.tolist() == [True, True, False]
+    assert by_id["qC"].rows.tolist() == [7]
+    assert by_id["qB"].targets.dtype == np.float64
+
+
+def test_group_queries_keeps_several_unranked_in_table_order() -> None:
+    frame = table([("q", "x", None, 1.0), ("q", "y", 2, 0.0), ("q", "z", None, 2.0)])
+    (only,) = group_queries(frame)
+    assert only.rows.tolist() == [1, 0, 2]
+    assert only.in_run.tolist() == [True, False, False]
+
+
+def test_group_queries_requires_the_columns() -> None:
+    with pytest.raises(ValueError, match=r"lacks the columns \['text'\]"):
+        group_queries(MIXED.drop(columns="text"))
+
+
+# --------------------------------------------------------------------------- single_relevant
+
+
+def test_single_relevant_picks_best_label_and_negatives_from_the_run() -> None:
+    query = group_queries(MIXED)[0]  # qB: b1 (1), b2 (0), b3 (0), b-missed (2, unranked)
+    sample = single_relevant(query, negatives=5, rng=random.Random(0))
+    assert sample is not None
+    assert sample.query_id == "qB"
+    # The best label is the unranked passage's (2 > 1): it is picked although not in the run.
+    assert sample.rows[0] == 2
+    # Negatives: only b2 and b3 (target 0, in the run); fewer than asked, no repeats.
+    assert sorted(sample.rows[1:]) == [0, 5]
+    assert sample.targets == [1.0, 0.0, 0.0]
+
+
+def test_single_relevant_never_uses_lower_positives_or_unranked_as_negatives() -> None:
+    # positions: 0 best, 1 lower positive, 2-4 negatives in run, 5 negative not in run
+    query = query_list([3, 1, 0, -1, 0, 0], [True, True, True, True, True, False])
+    seen: set[int] = set()
+    for seed in range(200):
+        sample = single_relevant(query, negatives=2, rng=random.Random(seed))
+        assert sample is not None
+        assert sample.rows[0] == 10
+        assert len(sample.rows) == 3 and len(set(sample.rows)) == 3
+        seen.update(sample.rows[1:])
+    # Negative labels (<= 0) count as non-relevant; the unranked one (15) never appears.
+    assert seen == {12, 13, 14}
+
+
+def test_single_relevant_none_without_relevant_or_negative() -> None:
+    rng = random.Random(0)
+    assert single_relevant(query_list([0, 0, -1], [True] * 3), 3, rng) is None
+    assert single_relevant(query_list([], []), 3, rng) is None
+    assert single_relevant(query_list([2, 1], [True, True]), 3, rng) is None
+    # A negative that is not in the run does not count.
+    assert single_relevant(query_list([2, 0], [True, False]), 3, rng) is None
+
+
+def test_single_relevant_zero_negatives() -> None:
+    sample = single_relevant(query_list([0, 1], [True, True]), 0, random.Random(1))
+    assert sample == Sample("q", [11], [1.0])
+
+
+def test_single_relevant_is_seeded() -> None:
+    query = query_list([2, 0, 2, 0, 0, 0, 0, 0], [True] * 8)
+    a = [single_relevant(query, 3, random.Random(42)) for _ in range(3)]
+    assert a[0] == a[1] == a[2]
+    draws = {tuple(single_relevant(query, 3, random.Random(s)).rows) for s in range(20)}
+    assert len(draws) > 1
+
+
+def test_single_relevant_is_uniform_among_top_labels() -> None:
+    # Two passages share the top label; one of them is missing from the run.
+    query = query_list([1, 2, 0, 0, 2, 1], [True, True, True, True, False, True])
+    rng = random.Random(123)
+    counts = Counter(single_relevant(query, 1, rng).rows[0] for _ in range(2000))
+    assert set(counts) == {11, 14}
+    assert 0.4 < counts[11] / 2000 < 0.6
+
+
+# --------------------------------------------------------------------------- top
+
+
+def test_top_takes_run_order_with_targets() -> None:
+    query = group_queries(MIXED)[0]  # qB
+    assert top(query, depth=2) == Sample("qB", [3, 5], [1.0, 0.0])
+    # Deeper than the run: all ranked rows, never the unranked one.
+    assert top(query, depth=10) == Sample("qB", [3, 5, 0], [1.0, 0.0, 0.0])
+
+
+def test_top_needs_two_candidates() -> None:
+    assert top(query_list([1.0], [True]), depth=5) is None
+    assert top(query_list([1.0, 2.0], [True, False]), depth=5) is None
+    assert top(query_list([1.0, 2.0, 3.0], [True, True, True]), depth=1) is None
+    assert top(query_list([5.0, 4.0], [True, True]), depth=2) == Sample("q", [10, 11], [5.0, 4.0])
+
+
+# --------------------------------------------------------------------------- draw
+
+
+def test_draw_counts_skipped_queries() -> None:
+    queries = group_queries(MIXED)
+    samples, skipped = draw(queries, "single_relevant", 1, 10, random.Random(0))
+    # qC has no relevant passage.
+    assert [s.query_id for s in samples] == ["qB", "qA"]
+    assert skipped == 1
+    assert samples[1].rows == [4, 1]  # qA: a1 (3) and its only negative a2
+
+    samples, skipped = draw(queries, "top", 1, 10, random.Random(0))
+    # qC has a single candidate.
+    assert samples == [Sample("qB", [3, 5, 0], [1.0, 0.0, 0.0]), Sample("qA", [4, 1], [3.0, 0.0])]
+    assert skipped == 1
+
+
+def test_draw_is_seeded() -> None:
+    queries = group_queries(MIXED)
+    a = draw(queries, "single_relevant", 1, 10, random.Random(9))
+    b = draw(queries, "single_relevant", 1, 10, random.Random(9))
+    assert a == b
+
+
+def test_draw_rejects_unknown_sampler() -> None:
+    assert SAMPLERS == ("single_relevant", "top")
+    with pytest.raises(ValueError, match=r"unknown sampler 'listwise'.*single_relevant, top"):
+        draw(group_queries(MIXED), "listwise", 1, 10, random.Random(0))

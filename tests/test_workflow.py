@@ -1,0 +1,118 @@
+"""The whole demo workflow, run for real in a temporary folder (about 3 minutes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from rank_distillm import evaluate
+from rank_distillm import io as trec_io
+from tests.workflow_runner import copy_workflow, snakemake
+
+DATASETS = ("DL19 (demo)", "DL20 (demo)")
+BM25 = "BM25"
+STAGE1 = "monoELECTRA-tiny, stage 1 (InfoNCE)"
+DISTILLED = "monoELECTRA-tiny, stage 1 + distillation (RankNet)"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
+    result = snakemake(workdir, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def zoo(demo: Path) -> pd.DataFrame:
+    return pd.read_csv(demo / "results" / "model-zoo.csv", index_col="system")
+
+
+def test_model_zoo_has_every_system_and_measure(demo: Path, zoo: pd.DataFrame) -> None:
+    assert list(zoo.index) == [BM25, "Simulated teacher (qrels + noise)", STAGE1, DISTILLED]
+    for measure in ("nDCG@10", "RR@10", "MAP@100"):
+        for dataset in DATASETS:
+            values = zoo[f"{measure} {dataset}"]
+            assert values.between(0, 1).all(), (measure, dataset)
+    assert list(zoo["queries DL19 (demo)"]) == [43] * 4
+    assert list(zoo["queries DL20 (demo)"]) == [54] * 4
+    markdown = (demo / "results" / "model-zoo.md").read_text()
+    assert f"| {DISTILLED} |" in markdown
+    png = (demo / "results" / "model-zoo.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+def test_distilled_model_beats_bm25_on_both_sets(zoo: pd.DataFrame) -> None:
+    for dataset in DATASETS:
+        column = f"nDCG@10 {dataset}"
+        assert zoo.loc[DISTILLED, column] > zoo.loc[BM25, column], column
+
+
+def test_table_numbers_are_computed_from_the_runs(demo: Path, zoo: pd.DataFrame) -> None:
+    """Recompute two cells from the run files and qrels the workflow wrote."""
+    data = demo / "results" / "data" / "rank-distillm-demo"
+    qrels = trec_io.read_qrels(data / "qrels-dl19.txt")
+    for system, label in (("bm25", BM25), ("tiny-electra.stage1.stage2-ranknet", DISTILLED)):
+        run = trec_io.read_run(demo / "results" / "runs" / "dl19" / f"{system}.run")
+        assert run.groupby("query_id")["rank"].min().eq(1).all()  # TREC ranks are 1-based
+        value = evaluate.aggregate(evaluate.evaluate_run(run, qrels, ["nDCG@10"]))["value"][0]
+        assert value == pytest.approx(zoo.loc[label, "nDCG@10 DL19 (demo)"], abs=5e-5)
+
+
+def test_checkpoints_use_the_lightning_ir_layout(demo: Path) -> None:
+    checkpoint = demo / "results" / "models" / "tiny-electra.stage1.stage2-ranknet" / "checkpoint"
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert config["backbone_model_type"] == "electra"
+    assert config["model_type"] == "mono"
+    assert (checkpoint / "model.safetensors").is_file()
+    losses = pd.read_csv(checkpoint.parent / "loss.csv")
+    assert list(losses.columns) == ["step", "epoch", "loss", "learning_rate", "seconds"]
+
+
+def test_every_rule_wrote_its_log(demo: Path) -> None:
+    logs = sorted((demo / "results" / "logs").rglob("*.log"))
+    assert len(logs) == 26  # one per job of the demo's DAG, `all` excepted
+    assert "BM25" in (demo / "results" / "logs" / "retrieve" / "dl19.log").read_text()
+
+
+def test_second_run_has_nothing_to_do(demo: Path) -> None:
+    result = snakemake(demo, "--cores", "2", "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "expected"),
+    [
+        ("1000 Q0 17 1 100", "expected 6 whitespace-separated columns"),
+        ("1000 Q0 17 first 100 rank", "rank 'first' is not an integer"),
+    ],
+)
+def test_malformed_teacher_run_fails_naming_file_and_line(
+    tmp_path: Path, bad_line: str, expected: str
+) -> None:
+    workdir = copy_workflow(tmp_path)
+    (workdir / "teacher.run").write_text(
+        "1000 Q0 5 1 100 rank\n1000 Q0 9 2 99 rank\n" + bad_line + "\n"
+    )
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["teacher"]["runs"] = {"train": "teacher.run"}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--cores", "1", "results/training/simulated-teacher.parquet")
+    assert result.returncode != 0
+    log = (workdir / "results" / "logs" / "teacher" / "table.log").read_text()
+    assert f"teacher.run:3: {expected}" in log
+    assert f"teacher.run:3: {expected}" in result.stderr
+    assert not (workdir / "results" / "training" / "simulated-teacher.parquet").exists()
+
+
+def test_lint_reports_nothing() -> None:
+    from tests.workflow_runner import REPO
+
+    result = snakemake(REPO, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stderr
