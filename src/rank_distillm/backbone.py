@@ -7,6 +7,7 @@ code path that starts from the hub model.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,6 @@ from tokenizers import (
     normalizers,
     pre_tokenizers,
     processors,
-    trainers,
 )
 from transformers import ElectraConfig, ElectraModel, PreTrainedTokenizerFast
 
@@ -43,15 +43,34 @@ class TinyElectraSettings:
     seed: int = 42
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """An uncased BERT-style WordPiece tokenizer learned from ``texts``."""
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+def wordpiece_vocabulary(texts: Iterable[str], vocab_size: int) -> dict[str, int]:
+    """A deterministic WordPiece vocabulary learned from ``texts``.
+
+    Every character seen (word-initial and as a ``##`` continuation), then whole words
+    by frequency (ties alphabetical) up to ``vocab_size``. The ``tokenizers`` trainer is
+    not used because its vocabulary changes from process to process
+    (huggingface/tokenizers#1794), which would make the demo's numbers drift.
+    """
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        normalized = normalizer.normalize_str(text)
+        counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalized))
+    characters = sorted({char for word in counts for char in word})
+    tokens = [*SPECIAL_TOKENS, *characters, *(f"##{char}" for char in characters)]
+    by_frequency = sorted(counts, key=lambda word: (-counts[word], word))
+    tokens += [word for word in by_frequency if len(word) > 1][: max(vocab_size - len(tokens), 0)]
+    return {token: index for index, token in enumerate(tokens)}
+
+
+def wordpiece_tokenizer(vocabulary: dict[str, int]) -> PreTrainedTokenizerFast:
+    """An uncased BERT-style tokenizer over ``vocabulary``."""
+    tokenizer = Tokenizer(models.WordPiece(vocabulary, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
-    tokenizer.train_from_iterator(texts, trainer=trainer)
-    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    cls, sep = vocabulary["[CLS]"], vocabulary["[SEP]"]
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
@@ -70,7 +89,7 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
 
 def build_tiny_electra(texts: Iterable[str], settings: TinyElectraSettings, out_dir: Path) -> int:
     """Train the tokenizer, initialise the backbone, save both; return the parameter count."""
-    tokenizer = train_wordpiece(texts, settings.vocab_size)
+    tokenizer = wordpiece_tokenizer(wordpiece_vocabulary(texts, settings.vocab_size))
     config = ElectraConfig(
         vocab_size=len(tokenizer),
         embedding_size=settings.hidden_size,

@@ -73,7 +73,7 @@ class DemoCollection:
 
 
 class _WordFactory:
-    """Unique pronounceable pseudo-words, none a prefix of another word's variant."""
+    """Unique pronounceable pseudo-words (consonant-vowel syllables), seeded."""
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
@@ -102,11 +102,9 @@ def generate(settings: DemoSettings) -> DemoCollection:
     passages = _make_passages(settings, rng, concepts, topic_words, fillers, filler_weights)
 
     by_primary: dict[int, list[Passage]] = {}
-    by_secondary: dict[int, list[Passage]] = {}
     by_topic: dict[int, list[Passage]] = {}
     for passage in passages:
         by_primary.setdefault(passage.primary, []).append(passage)
-        by_secondary.setdefault(passage.secondary, []).append(passage)
         by_topic.setdefault(passage.topic, []).append(passage)
 
     subsets = {"train": settings.train_queries, **settings.eval_queries}

@@ -80,6 +80,8 @@ class PairEncoder:
     doc_length: int
 
     def token_ids(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
+        if not texts:
+            return []
         encoded = self.tokenizer(
             list(texts), add_special_tokens=False, truncation=True, max_length=max_length
         )
@@ -184,6 +186,7 @@ def load_cross_encoder(
     missing, unexpected = model.backbone.load_state_dict(state, strict=False)
     # Position ids are a buffer some ELECTRA versions save and others do not.
     missing = [key for key in missing if not key.endswith("position_ids")]
+    unexpected = [key for key in unexpected if not key.endswith("position_ids")]
     if missing or unexpected:
         raise ValueError(
             f"{path / 'model.safetensors'}: keys do not match an ELECTRA backbone "

@@ -198,6 +198,7 @@ def train(
             batch = {
                 key: value.to(accelerator.device) for key, value in tokens.batch(samples).items()
             }
+            learning_rate = scheduler.get_last_lr()[0]  # the rate this step uses
             with accelerator.accumulate(model):
                 scores = _scores(model, batch)
                 loss = loss_fn(scores, batch["targets"], batch["mask"])
@@ -214,7 +215,7 @@ def train(
                         step,
                         epoch,
                         f"{running:.6f}",
-                        scheduler.get_last_lr()[0],
+                        learning_rate,
                         f"{time.perf_counter() - started:.2f}",
                     ]
                 )

@@ -1,0 +1,56 @@
+"""The demo's tiny backbone: a deterministic WordPiece vocabulary and tokenizer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from rank_distillm.backbone import wordpiece_tokenizer, wordpiece_vocabulary
+
+TEXTS = ["the bronta rivers flow", "bronta bronta lake", "The lake is cold", "a river"]
+
+
+def test_vocabulary_has_specials_characters_then_words_by_frequency() -> None:
+    vocabulary = wordpiece_vocabulary(TEXTS, vocab_size=1000)
+    tokens = list(vocabulary)
+    assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    characters = sorted(set("".join(TEXTS).lower().replace(" ", "")))
+    assert tokens[5 : 5 + len(characters)] == characters
+    assert tokens[5 + len(characters) : 5 + 2 * len(characters)] == [f"##{c}" for c in characters]
+    # bronta (3), lake (2), then the ties of count 1 alphabetically ("a" is a character).
+    words = tokens[5 + 2 * len(characters) :]
+    assert words == ["bronta", "lake", "the", "cold", "flow", "is", "river", "rivers"]
+    assert list(vocabulary.values()) == list(range(len(vocabulary)))
+
+
+def test_vocabulary_size_caps_the_words() -> None:
+    characters = len(set("".join(TEXTS).lower().replace(" ", "")))
+    vocabulary = wordpiece_vocabulary(TEXTS, vocab_size=5 + 2 * characters + 2)
+    assert list(vocabulary)[-2:] == ["bronta", "lake"]
+
+
+def test_unseen_derived_form_keeps_the_stem_token() -> None:
+    tokenizer = wordpiece_tokenizer(wordpiece_vocabulary(TEXTS, vocab_size=1000))
+    assert tokenizer.tokenize("Brontaok") == ["bronta", "##o", "##k"]
+    assert tokenizer.tokenize("brontaux") == ["[UNK]"]  # no piece for "u" or "x"
+    encoded = tokenizer("bronta", "lake")
+    assert encoded["token_type_ids"] == [0, 0, 0, 1, 1]
+
+
+def test_vocabulary_is_identical_across_processes() -> None:
+    """The tokenizers trainer is not (huggingface/tokenizers#1794); ours must be."""
+    script = (
+        "import json, sys; from rank_distillm.demo import DemoSettings, generate;"
+        "from rank_distillm.backbone import wordpiece_vocabulary;"
+        "texts = [p.text for p in generate(DemoSettings(topics=4)).passages];"
+        "print(json.dumps(wordpiece_vocabulary(texts, 300)))"
+    )
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    ]
+    assert outputs[0] == outputs[1]
+    assert len(json.loads(outputs[0])) == 300

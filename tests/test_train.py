@@ -1,0 +1,294 @@
+"""Tests for rank_distillm.train: settings, step counts and short real training runs."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import math  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from rank_distillm.io import RUN_COLUMNS  # noqa: E402
+from rank_distillm.model import PairEncoder, load_cross_encoder  # noqa: E402
+from rank_distillm.rerank import rerank  # noqa: E402
+from rank_distillm.train import TrainSettings, total_optimizer_steps, train  # noqa: E402
+from tests.helpers import build_backbone, one_torch_thread, read_tensors, training_table  # noqa: E402
+
+LOG_HEADER = ["step", "epoch", "loss", "learning_rate", "seconds"]
+STEPS = 30
+BASE = {
+    "loss": "infonce",
+    "sampler": "single_relevant",
+    "negatives": 3,
+    "steps": STEPS,
+    "queries_per_step": 4,
+    "learning_rate": 1e-3,
+    "query_length": 8,
+    "doc_length": 16,
+    "freeze_position_embeddings": False,
+}
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def backbone_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_backbone(tmp_path_factory.mktemp("backbone"))
+
+
+@dataclass(frozen=True)
+class Run:
+    summary: dict[str, float]
+    out_dir: Path
+    log: pd.DataFrame
+    header: list[str]
+
+
+def run_training(settings: TrainSettings, start: Path, root: Path, table: pd.DataFrame) -> Run:
+    out_dir, loss_log = root / "ckpt", root / "logs" / "loss.csv"
+    with one_torch_thread():
+        summary = train(settings, str(start), table, out_dir, loss_log)
+    header = loss_log.read_text().splitlines()[0].split(",")
+    return Run(summary, out_dir, pd.read_csv(loss_log), header)
+
+
+@pytest.fixture(scope="module")
+def infonce_run(backbone_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    root = tmp_path_factory.mktemp("infonce")
+    return run_training(TrainSettings(**BASE), backbone_dir, root, training_table())
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(("steps", "epochs"), [(10, 1), (None, None)])
+def test_settings_need_exactly_one_of_steps_and_epochs(
+    steps: int | None, epochs: int | None
+) -> None:
+    with pytest.raises(ValueError, match="exactly one of 'steps' and 'epochs'"):
+        TrainSettings(loss="infonce", sampler="top", steps=steps, epochs=epochs)
+
+
+def test_settings_reject_unknown_loss_listing_choices() -> None:
+    with pytest.raises(ValueError, match="unknown loss 'infonse'") as error:
+        TrainSettings(loss="infonse", sampler="top", steps=1)
+    for name in ("infonce", "ranknet", "kl_divergence", "margin_mse", "listnet"):
+        assert name in str(error.value)
+
+
+def test_settings_reject_unknown_sampler() -> None:
+    with pytest.raises(ValueError, match="unknown sampler 'random'.*single_relevant"):
+        TrainSettings(loss="infonce", sampler="random", steps=1)
+
+
+def test_settings_need_whole_micro_batches() -> None:
+    with pytest.raises(ValueError, match="multiple of accumulation_steps"):
+        TrainSettings(
+            loss="infonce", sampler="top", steps=1, queries_per_step=6, accumulation_steps=4
+        )
+    settings = TrainSettings(
+        loss="infonce", sampler="top", steps=1, queries_per_step=8, accumulation_steps=4
+    )
+    assert settings.accumulation_steps == 4
+
+
+def test_mixed_precision_on_cpu() -> None:
+    settings = TrainSettings(loss="infonce", sampler="top", steps=1)
+    assert settings.mixed_precision() == ("bf16" if torch.cuda.is_available() else "no")
+    forced = TrainSettings(loss="infonce", sampler="top", steps=1, precision="fp16")
+    assert forced.mixed_precision() == "fp16"
+
+
+def test_total_optimizer_steps() -> None:
+    by_epochs = TrainSettings(loss="infonce", sampler="top", epochs=3, queries_per_step=4)
+    assert total_optimizer_steps(by_epochs, 10) == 10 // 4 * 3 == 6
+    assert total_optimizer_steps(by_epochs, 4) == 3
+    by_steps = TrainSettings(loss="infonce", sampler="top", steps=17, queries_per_step=4)
+    assert total_optimizer_steps(by_steps, 1) == 17
+    with pytest.raises(ValueError, match=r"3 usable queries are fewer than queries_per_step \(4\)"):
+        total_optimizer_steps(by_epochs, 3)
+
+
+# --------------------------------------------------------------------------- training runs
+
+
+def test_training_log(infonce_run: Run) -> None:
+    log = infonce_run.log
+    assert infonce_run.header == LOG_HEADER
+    assert len(log) == STEPS
+    assert log["step"].tolist() == list(range(1, STEPS + 1))
+    # 16 usable queries, 4 per step: a new epoch every 4 steps.
+    assert log["epoch"].tolist() == [(step - 1) // 4 for step in range(1, STEPS + 1)]
+    assert (log["learning_rate"] == 1e-3).all()
+    assert log["seconds"].is_monotonic_increasing
+    # A fresh head scores 4 candidates almost alike: the first loss is about ln 4.
+    assert log["loss"].iloc[0] == pytest.approx(math.log(4), abs=0.01)
+    assert log["loss"].iloc[-4:].mean() < log["loss"].iloc[0] - 0.1
+
+
+def test_training_summary(infonce_run: Run) -> None:
+    summary = infonce_run.summary
+    assert summary["steps"] == STEPS
+    assert summary["queries"] == 16
+    # Each step: 4 queries x (1 relevant + 3 negatives).
+    assert summary["pairs"] == STEPS * 4 * 4
+    assert summary["seconds"] > 0
+
+
+def test_training_writes_a_checkpoint(infonce_run: Run, backbone_dir: Path) -> None:
+    out_dir = infonce_run.out_dir
+    assert (out_dir / "config.json").is_file()
+    assert (out_dir / "model.safetensors").is_file()
+    assert (out_dir / "tokenizer.json").is_file()
+    assert [path.name for path in out_dir.parent.iterdir() if path.name.startswith(".tmp-")] == []
+
+    model, _ = load_cross_encoder(str(out_dir))
+    assert (model.query_length, model.doc_length) == (8, 16)
+    trained = read_tensors(out_dir)
+    start = read_tensors(backbone_dir)
+    assert not torch.equal(
+        trained["embeddings.word_embeddings.weight"], start["embeddings.word_embeddings.weight"]
+    )
+    # Position embeddings were not frozen in this run.
+    assert not torch.equal(
+        trained["embeddings.position_embeddings.weight"],
+        start["embeddings.position_embeddings.weight"],
+    )
+
+
+def test_trained_model_ranks_relevant_passages_first(infonce_run: Run) -> None:
+    table = training_table()
+    model, tokenizer = load_cross_encoder(str(infonce_run.out_dir))
+    run = table.assign(score=0.0)[RUN_COLUMNS]
+    out = rerank(
+        model,
+        PairEncoder(tokenizer, 8, 16),
+        run,
+        dict(zip(table["query_id"], table["query"], strict=True)),
+        dict(zip(table["doc_id"], table["text"], strict=True)),
+    )
+    top = out[out["rank"] == 1]
+    assert len(top) == 16
+    # Relevant passages are rank 1 in the table (doc id suffix -1); chance is 1 in 4.
+    assert top["doc_id"].str.endswith("-1").mean() >= 0.75
+
+
+def test_identical_runs_give_identical_checkpoints(
+    infonce_run: Run, backbone_dir: Path, tmp_path: Path
+) -> None:
+    # Leftovers of an earlier, interrupted run: both must be gone afterwards.
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "stale.txt").write_text("old")
+    (tmp_path / ".tmp-ckpt").mkdir()
+    (tmp_path / ".tmp-ckpt" / "partial.bin").write_text("half")
+
+    again = run_training(TrainSettings(**BASE), backbone_dir, tmp_path, training_table())
+
+    assert not (again.out_dir / "stale.txt").exists()
+    assert not (tmp_path / ".tmp-ckpt").exists()
+    first, second = read_tensors(infonce_run.out_dir), read_tensors(again.out_dir)
+    assert set(first) == set(second)
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+    assert again.log["loss"].tolist() == infonce_run.log["loss"].tolist()
+    assert (infonce_run.out_dir / "config.json").read_text() == (
+        again.out_dir / "config.json"
+    ).read_text()
+
+
+def test_gradient_accumulation_takes_the_same_optimizer_steps(
+    infonce_run: Run, backbone_dir: Path, tmp_path: Path
+) -> None:
+    settings = TrainSettings(**{**BASE, "accumulation_steps": 2})
+    accumulated = run_training(settings, backbone_dir, tmp_path, training_table())
+
+    assert accumulated.header == LOG_HEADER
+    assert len(accumulated.log) == STEPS
+    assert accumulated.log["step"].tolist() == list(range(1, STEPS + 1))
+    assert accumulated.summary["steps"] == STEPS
+    assert accumulated.summary["pairs"] == infonce_run.summary["pairs"]
+    assert accumulated.log["epoch"].tolist() == infonce_run.log["epoch"].tolist()
+    # Two micro-batches of 2 queries average to one batch of 4 (same samples, same
+    # order), so every optimizer step sees the same gradient up to rounding.
+    assert accumulated.log["loss"].tolist() == pytest.approx(
+        infonce_run.log["loss"].tolist(), abs=1e-4
+    )
+
+
+def test_frozen_position_embeddings_do_not_move(backbone_dir: Path, tmp_path: Path) -> None:
+    settings = TrainSettings(**{**BASE, "steps": 3, "freeze_position_embeddings": True})
+    result = run_training(settings, backbone_dir, tmp_path, training_table())
+    trained, start = read_tensors(result.out_dir), read_tensors(backbone_dir)
+    key = "embeddings.position_embeddings.weight"
+    assert torch.equal(trained[key], start[key])
+    assert not torch.equal(
+        trained["embeddings.word_embeddings.weight"], start["embeddings.word_embeddings.weight"]
+    )
+
+
+def test_ranknet_on_teacher_ranks_for_one_epoch(backbone_dir: Path, tmp_path: Path) -> None:
+    table = training_table(graded=True)
+    assert table.loc[table["query_id"] == "q0", "target"].tolist() == [4.0, 3.0, 2.0, 1.0]
+    settings = TrainSettings(
+        loss="ranknet",
+        sampler="top",
+        epochs=1,
+        queries_per_step=4,
+        learning_rate=1e-3,
+        query_length=8,
+        doc_length=16,
+    )
+    result = run_training(settings, backbone_dir, tmp_path, table)
+
+    assert result.summary["steps"] == 16 // 4
+    assert result.summary["queries"] == 16
+    assert result.summary["pairs"] == 16 * 4
+    assert result.header == LOG_HEADER
+    assert result.log["step"].tolist() == [1, 2, 3, 4]
+    assert result.log["epoch"].tolist() == [0, 0, 0, 0]
+    # RankNet on near-equal scores: softplus(0) = ln 2 for every ordered pair.
+    assert result.log["loss"].iloc[0] == pytest.approx(math.log(2), abs=0.01)
+    assert (result.out_dir / "model.safetensors").is_file()
+    model, _ = load_cross_encoder(str(result.out_dir))
+    assert (model.query_length, model.doc_length) == (8, 16)
+
+
+def test_epochs_count_only_usable_queries(backbone_dir: Path, tmp_path: Path) -> None:
+    """Queries without a relevant passage are skipped by single_relevant and do not
+    count towards an epoch's steps."""
+    table = training_table(n_queries=12)
+    no_relevant = table["query_id"].isin(["q0", "q1", "q2", "q3"])
+    table.loc[no_relevant, "target"] = 0.0
+    settings = TrainSettings(**{**BASE, "steps": None, "epochs": 2})
+    result = run_training(settings, backbone_dir, tmp_path, table)
+    assert result.summary["queries"] == 8
+    assert result.summary["steps"] == 8 // 4 * 2
+    assert result.log["epoch"].tolist() == [0, 0, 1, 1]
+
+
+def test_too_few_usable_queries_for_one_step(backbone_dir: Path, tmp_path: Path) -> None:
+    settings = TrainSettings(**{**BASE, "steps": None, "epochs": 1, "queries_per_step": 8})
+    with pytest.raises(ValueError, match=r"4 usable queries are fewer than queries_per_step \(8\)"):
+        run_training(settings, backbone_dir, tmp_path, training_table(n_queries=4))
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_warmup_learning_rate_is_logged_for_the_step_that_used_it(
+    backbone_dir: Path, tmp_path: Path
+) -> None:
+    settings = TrainSettings(**{**BASE, "steps": 6, "warmup_steps": 4})
+    run = run_training(settings, backbone_dir, tmp_path, training_table())
+    expected = [1e-3 * factor for factor in (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)]
+    assert run.log["learning_rate"].tolist() == pytest.approx(expected)
