@@ -1,4 +1,5 @@
 # Helpers shared by the rules: config validation, names and paths. No rules here.
+import os
 import re
 
 from snakemake.utils import validate
@@ -50,11 +51,26 @@ wildcard_constraints:
     system="[^/]+",
 
 
+def demo_manifest():
+    return f"{RESULTS}/data/{DEMO['name']}/manifest.json"
+
+
+def demo_scoreddocs():
+    """Demo subsets' scoreddocs: their first-stage runs, relative to the manifest
+    (ir_datasets opens them lazily, once the retrieve stage has written them)."""
+    found = {}
+    for split in SPLITS:
+        prefix, _, subset = dataset_id(split).partition("/")
+        if prefix == DEMO["name"]:
+            found[subset] = os.path.relpath(first_stage_run(split), os.path.dirname(demo_manifest()))
+    return found
+
+
 def manifests():
     """Local collections to register with ir_datasets before loading any id."""
     found = list(config.get("local_collections", []))
     if DEMO:
-        found.append(f"{RESULTS}/data/{DEMO['name']}/manifest.json")
+        found.append(demo_manifest())
     return found
 
 
@@ -63,7 +79,9 @@ def dataset_id(split):
 
 
 def first_stage_run(split):
-    return f"{RESULTS}/runs/{split}/{FIRST_STAGE['name']}.run"
+    """A configured first-stage run file (e.g. a published one), else BM25's."""
+    given = FIRST_STAGE["runs"].get(split)
+    return given or f"{RESULTS}/runs/{split}/{FIRST_STAGE['name']}.run"
 
 
 def first_stage_depth(split):
@@ -78,7 +96,7 @@ def index_dir():
 
 def teacher_run(split):
     """A configured teacher run file, else the simulated teacher's run."""
-    given = TEACHER.get("runs", {}).get(split)
+    given = TEACHER["runs"].get(split)
     return given or f"{RESULTS}/runs/{split}/{TEACHER['name']}.run"
 
 
@@ -125,7 +143,7 @@ def training_settings(wildcards):
 def systems():
     """Table rows in order: first stage, teacher (where it has eval runs), models."""
     rows = [(FIRST_STAGE["name"], FIRST_STAGE["label"])]
-    if DEMO or all(split in TEACHER.get("runs", {}) for split in EVALUATION):
+    if DEMO or all(split in TEACHER["runs"] for split in EVALUATION):
         rows.append((TEACHER["name"], TEACHER["label"]))
     rows += [(name, model["label"]) for name, model in MODELS.items()]
     return rows
@@ -133,6 +151,13 @@ def systems():
 
 def metrics_file(split, system):
     return f"{RESULTS}/metrics/{split}/{system}.tsv"
+
+
+def system_run(wildcards):
+    """The run a metrics file evaluates (given first-stage runs live elsewhere)."""
+    if wildcards.system == FIRST_STAGE["name"]:
+        return first_stage_run(wildcards.split)
+    return f"{RESULTS}/runs/{wildcards.split}/{wildcards.system}.run"
 
 
 def model_zoo_cells():

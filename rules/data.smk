@@ -5,10 +5,11 @@ if DEMO:
 
     rule demo_data:
         output:
-            manifest=f"{RESULTS}/data/{DEMO['name']}/manifest.json",
+            manifest=demo_manifest(),
         params:
             settings={key: value for key, value in DEMO.items() if key != "name"},
             name=DEMO["name"],
+            scoreddocs=demo_scoreddocs(),
         log:
             f"{LOGS}/data/{DEMO['name']}.log",
         conda:

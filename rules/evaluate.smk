@@ -4,7 +4,7 @@
 rule evaluate:
     input:
         manifests(),
-        run=f"{RESULTS}/runs/{{split}}/{{system}}.run",
+        run=system_run,
     output:
         metrics=metrics_file("{split}", "{system}"),
     params:

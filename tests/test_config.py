@@ -60,3 +60,18 @@ def test_model_starting_from_nothing_fails_before_anything_runs(tmp_path: Path) 
     message = "models[tiny-electra.stage1.stage2-ranknet].start is 'tiny-electra.stage-one'"
     assert message in result.stdout + result.stderr
     assert not (workdir / "results").exists()
+
+
+def test_given_first_stage_runs_replace_bm25(tmp_path: Path, shared_data: Path) -> None:
+    """A published run enters the pipeline instead of BM25 (here the paper's DL19 run)."""
+    workdir = copy_workflow(tmp_path)
+    config = demo_config()
+    published = shared_data / "trec-dl" / "runs" / "__bm25__msmarco-passage-trec-dl-2019-judged.run"
+    config["first_stage"]["runs"] = {"dl19": str(published)}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--dry-run", "--printshellcmds")
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan = result.stdout
+    assert "results/runs/dl19/bm25.run" not in plan
+    assert "results/runs/dl20/bm25.run" in plan
+    assert f"input: {published}" in plan or str(published) in plan

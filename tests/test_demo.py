@@ -114,9 +114,9 @@ def test_sizes_follow_settings() -> None:
 def test_default_sizes(default_collection: demo.DemoCollection) -> None:
     assert len(default_collection.passages) == 40 * 8 * 8
     counts = {subset: len(frame) for subset, frame in default_collection.queries.items()}
-    assert counts == {"train": 600, "dl19": 43, "dl20": 54}
+    assert counts == {"train": 2000, "dl19": 43, "dl20": 54}
     assert {s: len(f) for s, f in default_collection.qrels.items()} == {
-        "train": 600 * 64,
+        "train": 2000 * 64,
         "dl19": 43 * 64,
         "dl20": 54 * 64,
     }

@@ -116,3 +116,21 @@ def test_lint_reports_nothing() -> None:
     result = snakemake(REPO, "--lint")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations, your workflow is in a good condition!" in result.stderr
+
+
+def test_demo_is_an_ir_datasets_collection_with_scoreddocs(demo: Path) -> None:
+    """Later stages and users read the demo through ir_datasets, BM25 runs included."""
+    import ir_datasets
+
+    from rank_distillm import datasets
+
+    manifest = demo / "results" / "data" / "rank-distillm-demo" / "manifest.json"
+    dataset = datasets.load("rank-distillm-demo/dl20", [manifest])
+    assert isinstance(dataset, ir_datasets.datasets.base.Dataset)
+    assert len(list(dataset.queries_iter())) == 54
+    assert {qrel.relevance for qrel in dataset.qrels_iter()} == {0, 1, 2, 3}
+    run = trec_io.read_run(demo / "results" / "runs" / "dl20" / "bm25.run")
+    first = next(iter(dataset.scoreddocs_iter()))
+    assert (first.query_id, first.doc_id) == (run["query_id"][0], run["doc_id"][0])
+    assert first.score == pytest.approx(run["score"][0])
+    assert sum(1 for _ in dataset.scoreddocs_iter()) == len(run)

@@ -43,7 +43,7 @@ class DemoSettings:
     passages_per_concept: int = 8
     filler_words: int = 400
     passage_words: tuple[int, int] = (12, 20)
-    train_queries: int = 600
+    train_queries: int = 2000
     eval_queries: dict[str, int] = field(default_factory=lambda: {"dl19": 43, "dl20": 54})
     literal_probability: float = 0.3
     synonym_fraction: float = 0.25
@@ -219,9 +219,15 @@ def settings_from_config(values: Mapping[str, Any]) -> DemoSettings:
     return DemoSettings(**values)
 
 
-def write(collection: DemoCollection, manifest_path: Path, name: str) -> None:
+def write(
+    collection: DemoCollection,
+    manifest_path: Path,
+    name: str,
+    scoreddocs: Mapping[str, str] | None = None,
+) -> None:
     """Write passages, queries and qrels beside ``manifest_path``, then the manifest
-    describing them (``datasets.Manifest``): written last, it marks the data complete."""
+    describing them (``datasets.Manifest``): written last, it marks the data complete.
+    ``scoreddocs`` adds run files (paths relative to the manifest) per subset."""
     from rank_distillm import io as trec_io
     from rank_distillm.datasets import Manifest, write_docs_tsv
 
@@ -233,4 +239,6 @@ def write(collection: DemoCollection, manifest_path: Path, name: str) -> None:
         trec_io.write_topics(topics, out_dir / f"queries-{subset}.tsv")
         trec_io.write_qrels(collection.qrels[subset], out_dir / f"qrels-{subset}.txt")
         subsets[subset] = {"queries": f"queries-{subset}.tsv", "qrels": f"qrels-{subset}.txt"}
+        if scoreddocs and subset in scoreddocs:
+            subsets[subset]["scoreddocs"] = scoreddocs[subset]
     Manifest(name=name, root=out_dir, docs="docs.tsv", subsets=subsets).write(manifest_path)

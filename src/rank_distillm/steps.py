@@ -22,12 +22,21 @@ LOGGER = logging.getLogger(__name__)
 Paths = Sequence[str | Path]
 
 
-def make_demo(settings: Mapping[str, Any], manifest: Path, name: str) -> dict[str, int]:
-    """Generate the demo collection next to ``manifest`` and build its docstore."""
+def make_demo(
+    settings: Mapping[str, Any],
+    manifest: Path,
+    name: str,
+    scoreddocs: Mapping[str, str] | None = None,
+) -> dict[str, int]:
+    """Generate the demo collection next to ``manifest`` and build its docstore.
+
+    ``scoreddocs`` maps subsets to run files (relative to the manifest's folder) that
+    ir_datasets serves as their scoreddocs once they exist.
+    """
     from rank_distillm import demo
 
     collection = demo.generate(demo.settings_from_config(settings))
-    demo.write(collection, manifest, name)
+    demo.write(collection, manifest, name, scoreddocs or {})
     dataset = datasets.load(name, [manifest])
     counts = {"passages": datasets.build_docstore(dataset)}
     counts.update({subset: len(frame) for subset, frame in collection.queries.items()})
