@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 _CACHE = Path(tempfile.mkdtemp(prefix="rank-distillm-tests-"))
 # Set before any test module imports ir_datasets, transformers or matplotlib.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"  # a hub lookup would retry for ~45 s
 os.environ.setdefault("IR_DATASETS_HOME", str(_CACHE / "ir_datasets"))
 os.environ.setdefault("HF_HOME", str(_CACHE / "hf"))
 os.environ.setdefault("MPLCONFIGDIR", str(_CACHE / "matplotlib"))
@@ -30,3 +31,20 @@ def shared_data() -> Path:
             pytest.fail(f"{data} is missing; CI must run the tests on real data")
         pytest.skip(f"{data} is absent")
     return data
+
+
+@pytest.fixture
+def torch_single_thread() -> Iterator[None]:
+    """One torch thread: tiny models train 25x faster than on two busy cores."""
+    from tests.helpers import one_torch_thread
+
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def backbone_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny ELECTRA backbone with its tokenizer (see tests.helpers.TINY)."""
+    from tests.helpers import build_backbone
+
+    return build_backbone(tmp_path_factory.mktemp("backbone"))

@@ -9,7 +9,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json  # noqa: E402
 import shutil  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -25,9 +24,7 @@ from rank_distillm.model import (  # noqa: E402
 )
 from tests.helpers import (  # noqa: E402
     TINY,
-    build_backbone,
     negative_text,
-    one_torch_thread,
     query_text,
     read_tensors,
     relevant_text,
@@ -52,16 +49,7 @@ LIGHTNING_IR_CONFIG = {
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def backbone_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_backbone(tmp_path_factory.mktemp("backbone"))
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def scores(model: CrossEncoder, encoder: PairEncoder) -> torch.Tensor:

@@ -6,7 +6,6 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -21,9 +20,7 @@ from rank_distillm.model import CrossEncoder, PairEncoder, load_cross_encoder  #
 from rank_distillm.rerank import rerank  # noqa: E402
 from tests.helpers import (  # noqa: E402
     EXTRA_TEXTS,
-    build_backbone,
     negative_text,
-    one_torch_thread,
     query_text,
     relevant_text,
 )
@@ -31,16 +28,7 @@ from tests.helpers import (  # noqa: E402
 QUERY_LENGTH, DOC_LENGTH = 8, 32
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def backbone_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_backbone(tmp_path_factory.mktemp("backbone"))
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import math  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -19,7 +18,7 @@ from rank_distillm.io import RUN_COLUMNS  # noqa: E402
 from rank_distillm.model import PairEncoder, load_cross_encoder  # noqa: E402
 from rank_distillm.rerank import rerank  # noqa: E402
 from rank_distillm.train import TrainSettings, total_optimizer_steps, train  # noqa: E402
-from tests.helpers import build_backbone, one_torch_thread, read_tensors, training_table  # noqa: E402
+from tests.helpers import one_torch_thread, read_tensors, training_table  # noqa: E402
 
 LOG_HEADER = ["step", "epoch", "loss", "learning_rate", "seconds"]
 STEPS = 30
@@ -36,16 +35,7 @@ BASE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def backbone_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_backbone(tmp_path_factory.mktemp("backbone"))
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 @dataclass(frozen=True)
