@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import random
 import shutil
 import time
@@ -187,10 +188,18 @@ def train(
     loss_log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     pairs = 0
-    with loss_log.open("w", newline="") as handle:
+    # Under `accelerate launch` every process trains; only the main one writes.
+    log_path = loss_log if accelerator.is_main_process else Path(os.devnull)
+    with log_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["step", "epoch", "loss", "learning_rate", "seconds"])
-        progress = tqdm(total=steps, desc="training", unit="step", mininterval=5)
+        progress = tqdm(
+            total=steps,
+            desc="training",
+            unit="step",
+            mininterval=5,
+            disable=not accelerator.is_main_process,
+        )
         step, running = 0, 0.0
         while step < steps:
             epoch, samples = next(stream)
@@ -232,6 +241,7 @@ def train(
         pairs / seconds,
     )
 
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         tmp_dir = out_dir.with_name(f".tmp-{out_dir.name}")
         shutil.rmtree(tmp_dir, ignore_errors=True)
