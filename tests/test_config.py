@@ -75,3 +75,25 @@ def test_given_first_stage_runs_replace_bm25(tmp_path: Path, shared_data: Path) 
     assert "results/runs/dl19/bm25.run" not in plan
     assert "results/runs/dl20/bm25.run" in plan
     assert f"input: {published}" in plan or str(published) in plan
+
+
+@pytest.mark.parametrize(
+    ("runs", "teacher_row"),
+    [
+        ({}, True),  # simulated everywhere
+        ({"train": "zephyr-train.run"}, False),  # real for training, nothing to evaluate
+        ({"train": "t.run", "dl19": "t19.run", "dl20": "t20.run"}, True),
+    ],
+)
+def test_teacher_row_only_where_that_teacher_ran_on_every_set(
+    tmp_path: Path, runs: dict[str, str], teacher_row: bool
+) -> None:
+    workdir = copy_workflow(tmp_path)
+    config = demo_config()
+    config["teacher"]["runs"] = runs
+    for run in runs.values():
+        (workdir / run).write_text("1000 Q0 5 1 100 rank\n")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("results/metrics/dl19/simulated-teacher.tsv" in result.stdout) is teacher_row
