@@ -11,6 +11,7 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/download.smk"
 include: "rules/retrieve.smk"
 include: "rules/teacher.smk"
 include: "rules/train.smk"

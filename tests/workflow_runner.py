@@ -13,6 +13,7 @@ WORKFLOW_FILES = ("Snakefile", "config.yaml", "rules", "schemas", "workflow", "e
 
 
 def copy_workflow(target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         source = REPO / name
         if source.is_dir():
