@@ -11,7 +11,7 @@ import ir_measures
 import pandas as pd
 from scipy import stats
 
-from rank_distillm.io import atomic_output
+from rank_distillm.io import QRELS_COLUMNS, RUN_COLUMNS, atomic_output, require_columns
 
 logger = logging.getLogger(__name__)
 
@@ -19,19 +19,11 @@ DEFAULT_MEASURES: tuple[str, ...] = ("nDCG@10", "RR@10", "AP@100")
 # How measures are labelled in reports; measures not listed keep their ir_measures name.
 DISPLAY_NAMES: dict[str, str] = {"AP@100": "MAP@100"}
 
-RUN_COLUMNS = ("query_id", "doc_id", "rank", "score")
-QRELS_COLUMNS = ("query_id", "doc_id", "relevance")
 PER_QUERY_COLUMNS = ("query_id", "measure", "value")
 
 
 def display_name(measure: str) -> str:
     return DISPLAY_NAMES.get(measure, measure)
-
-
-def _require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what} lacks columns {missing}; has {list(df.columns)}")
 
 
 def _preview(ids: Sequence[str], n: int = 5) -> str:
@@ -49,8 +41,8 @@ def evaluate_run(
     without qrels are dropped. Both counts are logged and stored in ``result.attrs``
     (``filled_missing``, ``dropped_unjudged``).
     """
-    _require_columns(run, RUN_COLUMNS[:3], "run")
-    _require_columns(qrels, QRELS_COLUMNS, "qrels")
+    require_columns(run, RUN_COLUMNS[:3], "run")
+    require_columns(qrels, QRELS_COLUMNS, "qrels")
     parsed = {ir_measures.parse_measure(m): m for m in measures}
     if len(parsed) != len(measures):
         raise ValueError(f"duplicate measures in {list(measures)}")
@@ -121,7 +113,7 @@ def evaluate_run(
 
 def aggregate(per_query: pd.DataFrame) -> pd.DataFrame:
     """Mean per measure over queries: columns measure, value, queries."""
-    _require_columns(per_query, PER_QUERY_COLUMNS, "per-query frame")
+    require_columns(per_query, PER_QUERY_COLUMNS, "per-query frame")
     grouped = per_query.groupby("measure", sort=False)
     return pd.DataFrame(
         {"value": grouped["value"].mean(), "queries": grouped["query_id"].nunique()}
@@ -130,7 +122,7 @@ def aggregate(per_query: pd.DataFrame) -> pd.DataFrame:
 
 def write_per_query(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write a per-query frame as TSV (header ``query_id measure value``), atomically."""
-    _require_columns(df, PER_QUERY_COLUMNS, "per-query frame")
+    require_columns(df, PER_QUERY_COLUMNS, "per-query frame")
     with atomic_output(path) as tmp:
         df.loc[:, list(PER_QUERY_COLUMNS)].to_csv(tmp, sep="\t", index=False)
 

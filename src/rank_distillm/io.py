@@ -22,7 +22,7 @@ import math
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -38,6 +38,7 @@ __all__ = [
     "atomic_output",
     "atomic_write_text",
     "rank_by_score",
+    "require_columns",
     "read_qrels",
     "read_run",
     "read_topics",
@@ -182,10 +183,11 @@ def _rank_order(run: pd.DataFrame) -> np.ndarray:
     return np.lexsort((run["rank"].to_numpy(), codes))
 
 
-def _require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Fail with the missing column names, e.g. ``training table lacks the columns [...]``."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"{what} lacks columns {missing}; has {list(frame.columns)}")
+        raise ValueError(f"{what} lacks the columns {missing}; has {list(frame.columns)}")
 
 
 def _check_tokens(values: pd.Series, what: str, path: PathLike) -> None:
@@ -246,7 +248,7 @@ def write_run(run: pd.DataFrame, path: PathLike, tag: str) -> None:
 
     Scores are written with repr precision, so they read back bit-identical.
     """
-    _require_columns(run, RUN_COLUMNS, "run")
+    require_columns(run, RUN_COLUMNS, "run")
     _check_tokens(pd.Series([tag]), "tag", path)
     _check_tokens(run["query_id"], "query_id", path)
     _check_tokens(run["doc_id"], "doc_id", path)
@@ -273,7 +275,7 @@ def rank_by_score(run: pd.DataFrame) -> pd.DataFrame:
 
     Ties keep the input order (stable); queries keep first-appearance order; NaN scores sort last.
     """
-    _require_columns(run, ["query_id", "doc_id", "score"], "run")
+    require_columns(run, ["query_id", "doc_id", "score"], "run")
     codes, _ = pd.factorize(run["query_id"])
     order = np.lexsort((-run["score"].to_numpy(dtype="float64"), codes))
     out = run.iloc[order].reset_index(drop=True)
@@ -286,7 +288,7 @@ def truncate_run(run: pd.DataFrame, depth: int) -> pd.DataFrame:
     """Keep the first ``depth`` rows of each query in rank order (rank gaps do not matter)."""
     if depth < 0:
         raise ValueError(f"depth must be >= 0, got {depth}")
-    _require_columns(run, ["query_id", "rank"], "run")
+    require_columns(run, ["query_id", "rank"], "run")
     ordered = run.iloc[_rank_order(run)]
     keep = ordered.groupby("query_id", sort=False).cumcount().to_numpy() < depth
     return ordered[keep].reset_index(drop=True)
@@ -313,7 +315,7 @@ def read_qrels(path: PathLike) -> pd.DataFrame:
 
 def write_qrels(qrels: pd.DataFrame, path: PathLike) -> None:
     """Write ``query_id 0 doc_id relevance`` lines atomically."""
-    _require_columns(qrels, QRELS_COLUMNS, "qrels")
+    require_columns(qrels, QRELS_COLUMNS, "qrels")
     _check_tokens(qrels["query_id"], "query_id", path)
     _check_tokens(qrels["doc_id"], "doc_id", path)
     out = pd.DataFrame(
@@ -359,7 +361,7 @@ def read_topics(path: PathLike) -> pd.DataFrame:
 
 def write_topics(topics: pd.DataFrame, path: PathLike) -> None:
     """Write ``query_id<TAB>text`` lines atomically; texts with tabs or newlines are refused."""
-    _require_columns(topics, TOPICS_COLUMNS, "topics")
+    require_columns(topics, TOPICS_COLUMNS, "topics")
     _check_tokens(topics["query_id"], "query_id", path)
     lines = []
     for query_id, text in zip(topics["query_id"], topics["text"], strict=True):

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rank_distillm.io import require_columns
+
 LOGGER = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ["query_id", "query", "doc_id", "text", "rank", "target"]
@@ -39,9 +41,7 @@ class Sample:
 
 def group_queries(table: pd.DataFrame) -> list[QueryList]:
     """Split the table into per-query candidate lists, keeping first-appearance order."""
-    missing = [column for column in TABLE_COLUMNS if column not in table.columns]
-    if missing:
-        raise ValueError(f"training table lacks the columns {missing}")
+    require_columns(table, TABLE_COLUMNS, "training table")
     order = table.assign(_row=np.arange(len(table)), _unranked=table["rank"].isna())
     order = order.sort_values(["_unranked", "rank"], kind="stable")
     lists = []

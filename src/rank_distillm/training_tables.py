@@ -120,7 +120,5 @@ def write_table(table: pd.DataFrame, path: Path, stats_path: Path) -> None:
 
 def read_table(path: Path) -> pd.DataFrame:
     table = pd.read_parquet(path)
-    missing = [column for column in TABLE_COLUMNS if column not in table.columns]
-    if missing:
-        raise ValueError(f"{path}: training table lacks the columns {missing}")
+    trec_io.require_columns(table, TABLE_COLUMNS, f"{path}: training table")
     return table.astype({"query_id": str, "doc_id": str})
