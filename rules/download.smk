@@ -15,7 +15,7 @@ if DOWNLOADS:
         localrule: True
         retries: 2
         log:
-            f"{LOGS}/download/{{file}}.log",
+            "resources/logs/{file}.log",
         conda:
             "../envs/pipeline.yaml"
         script:

@@ -3,16 +3,17 @@
 
 rule evaluate:
     input:
-        manifests(),
-        run=system_run,
+        EXP.manifests(),
+        run=lambda wildcards: EXP.system_run(wildcards.split, wildcards.first_stage, wildcards.system),
     output:
-        metrics=metrics_file("{split}", "{system}"),
+        metrics=EXP.metrics_file("{split}", "{first_stage}", "{system}"),
     params:
-        manifests=manifests(),
-        dataset=lambda wildcards: dataset_id(wildcards.split),
+        manifests=EXP.manifests(),
+        dataset=lambda wildcards: EXP.dataset_id(wildcards.split),
         measures=config["measures"],
+        relevance_level=lambda wildcards: EXP.evaluation[wildcards.split].relevance_level,
     log:
-        f"{LOGS}/evaluate/{{split}}/{{system}}.log",
+        EXP.log("evaluate", "{split}", "{first_stage}", "{system}"),
     conda:
         "../envs/pipeline.yaml"
     script:

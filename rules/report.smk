@@ -1,20 +1,23 @@
-# Stage 7: the model-zoo table (Markdown, CSV) and plot.
+# Stage 7: the model-zoo table (Markdown, CSV) and plot, with the paper's figures beside
+# the reproduced ones where the config has them.
 
 
 rule model_zoo:
     input:
-        [cell[2] for cell in model_zoo_cells()],
+        [cell[-1] for cell in zoo_cells()],
     output:
-        md=f"{RESULTS}/model-zoo.md",
-        csv=f"{RESULTS}/model-zoo.csv",
-        png=f"{RESULTS}/model-zoo.png",
+        **EXP.zoo_outputs(),
     params:
-        cells=model_zoo_cells(),
+        cells=zoo_cells(),
+        first_stages={name: stage.label for name, stage in EXP.first_stages.items()},
+        evaluation={name: e.label for name, e in EXP.evaluation.items()},
+        relevance_levels={e.label: e.relevance_level for e in EXP.evaluation.values()},
+        references=EXP.references,
         title=config["report"]["title"],
-        notes=config["report"]["notes"],
+        notes=[*EXP.table_notes(), *config["report"]["notes"]],
         measures=config["measures"],
     log:
-        f"{LOGS}/report/model-zoo.log",
+        EXP.log("report", "model-zoo"),
     conda:
         "../envs/pipeline.yaml"
     script:

@@ -1,22 +1,26 @@
-# Stage 5: re-ranking the first stage's top passages with each model.
+# Stage 5: re-ranking each first stage's top passages with each model and published
+# checkpoint.
 
 
 rule rerank:
     input:
-        manifests(),
-        checkpoint=checkpoint_dir("{model}"),
-        first_stage=lambda wildcards: first_stage_run(wildcards.split),
+        lambda wildcards: EXP.text_inputs(wildcards.split),
+        lambda wildcards: local([EXP.reranker_path(wildcards.reranker)]),
+        first_stage=lambda wildcards: EXP.first_stage_run(wildcards.first_stage, wildcards.split),
     output:
-        run=f"{RESULTS}/runs/{{split}}/{{model}}.run",
+        run=EXP.run_file("{split}", "{first_stage}", "{reranker}"),
     params:
-        manifests=manifests(),
-        dataset=lambda wildcards: dataset_id(wildcards.split),
-        depth=config["rerank"]["depth"],
+        checkpoint=lambda wildcards: EXP.reranker_path(wildcards.reranker),
+        manifests=EXP.manifests(),
+        dataset=lambda wildcards: EXP.dataset_id(wildcards.split),
+        depth=lambda wildcards: EXP.first_stages[wildcards.first_stage].depth,
         batch_size=config["rerank"]["batch_size"],
     resources:
         gpu=1,
+        mem_mb=COMPUTE["rerank_mem_mb"],
+        runtime=60,
     log:
-        f"{LOGS}/rerank/{{split}}/{{model}}.log",
+        EXP.log("rerank", "{split}", "{first_stage}", "{reranker}"),
     conda:
         "../envs/pipeline.yaml"
     script:

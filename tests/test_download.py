@@ -65,19 +65,19 @@ def test_missing_file_names_the_url(server: str, tmp_path: Path) -> None:
 
 
 def test_workflow_downloads_a_configured_teacher_run(server: str, tmp_path: Path) -> None:
-    """`downloads` + `teacher.runs.train: resources/<name>` fetch the file on demand."""
+    """`downloads` + `train_run: resources/<name>` fetch the file on demand."""
     workdir = copy_workflow(tmp_path / "workflow")
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["downloads"] = {"teacher.run": {"url": f"{server}/teacher.run", "md5": MD5}}
-    config["teacher"]["runs"] = {"train": "resources/teacher.run"}
+    teacher = config["teachers"]["simulated-teacher"]
+    del teacher["simulated"]
+    teacher["train_run"] = "resources/teacher.run"
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, "--cores", "1", "resources/teacher.run")
     assert result.returncode == 0, result.stdout + result.stderr
     assert (workdir / "resources" / "teacher.run").read_bytes() == TEACHER_RUN
-    assert (
-        "MD5 verified"
-        in (workdir / "results" / "logs" / "download" / "teacher.run.log").read_text()
-    )
-    plan = snakemake(workdir, "--dry-run", "results/training/simulated-teacher.parquet")
+    assert "MD5 verified" in (workdir / "resources" / "logs" / "teacher.run.log").read_text()
+    table = "results/demo/training/teachers/simulated-teacher.1000x30.parquet"
+    plan = snakemake(workdir, "--dry-run", table)
     assert "rule download" not in plan.stdout  # already there
     assert "resources/teacher.run" in plan.stdout

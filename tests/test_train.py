@@ -18,7 +18,12 @@ from rank_distillm.io import RUN_COLUMNS  # noqa: E402
 from rank_distillm.model import PairEncoder, load_cross_encoder  # noqa: E402
 from rank_distillm.rerank import rerank  # noqa: E402
 from rank_distillm.train import TrainSettings, total_optimizer_steps, train  # noqa: E402
-from tests.helpers import one_torch_thread, read_tensors, training_table  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    one_torch_thread,
+    read_tensors,
+    split_texts,
+    training_table,
+)
 
 LOG_HEADER = ["step", "epoch", "loss", "learning_rate", "seconds"]
 STEPS = 30
@@ -49,7 +54,7 @@ class Run:
 def run_training(settings: TrainSettings, start: Path, root: Path, table: pd.DataFrame) -> Run:
     out_dir, loss_log = root / "ckpt", root / "logs" / "loss.csv"
     with one_torch_thread():
-        summary = train(settings, str(start), table, out_dir, loss_log)
+        summary = train(settings, str(start), *split_texts(table), out_dir, loss_log)
     header = loss_log.read_text().splitlines()[0].split(",")
     return Run(summary, out_dir, pd.read_csv(loss_log), header)
 

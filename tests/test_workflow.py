@@ -29,7 +29,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def zoo(demo: Path) -> pd.DataFrame:
-    return pd.read_csv(demo / "results" / "model-zoo.csv", index_col="system")
+    return pd.read_csv(demo / "results" / "demo" / "model-zoo.csv", index_col="system")
 
 
 def test_model_zoo_has_every_system_and_measure(demo: Path, zoo: pd.DataFrame) -> None:
@@ -40,9 +40,9 @@ def test_model_zoo_has_every_system_and_measure(demo: Path, zoo: pd.DataFrame) -
             assert values.between(0, 1).all(), (measure, dataset)
     assert list(zoo["queries DL19 (demo)"]) == [43] * 4
     assert list(zoo["queries DL20 (demo)"]) == [54] * 4
-    markdown = (demo / "results" / "model-zoo.md").read_text()
+    markdown = (demo / "results" / "demo" / "model-zoo.md").read_text()
     assert f"| {DISTILLED} |" in markdown
-    png = (demo / "results" / "model-zoo.png").read_bytes()
+    png = (demo / "results" / "demo" / "model-zoo.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 
 
@@ -54,17 +54,21 @@ def test_distilled_model_beats_bm25_on_both_sets(zoo: pd.DataFrame) -> None:
 
 def test_table_numbers_are_computed_from_the_runs(demo: Path, zoo: pd.DataFrame) -> None:
     """Recompute two cells from the run files and qrels the workflow wrote."""
-    data = demo / "results" / "data" / "rank-distillm-demo"
+    data = demo / "results" / "demo" / "data" / "rank-distillm-demo"
     qrels = trec_io.read_qrels(data / "qrels-dl19.txt")
     for system, label in (("bm25", BM25), ("tiny-electra.stage1.stage2-ranknet", DISTILLED)):
-        run = trec_io.read_run(demo / "results" / "runs" / "dl19" / f"{system}.run")
+        run = trec_io.read_run(
+            demo / "results" / "demo" / "runs" / "dl19" / "bm25" / f"{system}.run"
+        )
         assert run.groupby("query_id")["rank"].min().eq(1).all()  # TREC ranks are 1-based
         value = evaluate.aggregate(evaluate.evaluate_run(run, qrels, ["nDCG@10"]))["value"][0]
         assert value == pytest.approx(zoo.loc[label, "nDCG@10 DL19 (demo)"], abs=5e-5)
 
 
 def test_checkpoints_use_the_lightning_ir_layout(demo: Path) -> None:
-    checkpoint = demo / "results" / "models" / "tiny-electra.stage1.stage2-ranknet" / "checkpoint"
+    checkpoint = (
+        demo / "results" / "demo" / "models" / "tiny-electra.stage1.stage2-ranknet" / "checkpoint"
+    )
     config = json.loads((checkpoint / "config.json").read_text())
     assert config["backbone_model_type"] == "electra"
     assert config["model_type"] == "mono"
@@ -74,9 +78,12 @@ def test_checkpoints_use_the_lightning_ir_layout(demo: Path) -> None:
 
 
 def test_every_rule_wrote_its_log(demo: Path) -> None:
-    logs = sorted((demo / "results" / "logs").rglob("*.log"))
+    logs = sorted((demo / "results" / "demo" / "logs").rglob("*.log"))
     assert len(logs) == 26  # one per job of the demo's DAG, `all` excepted
-    assert "BM25" in (demo / "results" / "logs" / "retrieve" / "dl19.log").read_text()
+    assert (
+        "BM25"
+        in (demo / "results" / "demo" / "logs" / "retrieve" / "dl19" / "bm25.log").read_text()
+    )
 
 
 def test_second_run_has_nothing_to_do(demo: Path) -> None:
@@ -100,14 +107,21 @@ def test_malformed_teacher_run_fails_naming_file_and_line(
         "1000 Q0 5 1 100 rank\n1000 Q0 9 2 99 rank\n" + bad_line + "\n"
     )
     config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config["teacher"]["runs"] = {"train": "teacher.run"}
+    teacher = config["teachers"]["simulated-teacher"]
+    del teacher["simulated"]
+    teacher.update(train_run="teacher.run", queries=None)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(workdir, "--cores", "1", "results/training/simulated-teacher.parquet")
+    table = (
+        workdir / "results" / "demo" / "training" / "teachers" / "simulated-teacher.allx30.parquet"
+    )
+    result = snakemake(workdir, "--cores", "1", str(table.relative_to(workdir)))
     assert result.returncode != 0
-    log = (workdir / "results" / "logs" / "teacher" / "table.log").read_text()
+    log = (
+        workdir / "results" / "demo" / "logs" / "teacher" / "table-simulated-teacher.allx30.log"
+    ).read_text()
     assert f"teacher.run:3: {expected}" in log
     assert f"teacher.run:3: {expected}" in result.stderr
-    assert not (workdir / "results" / "training" / "simulated-teacher.parquet").exists()
+    assert not table.exists()
 
 
 def test_lint_reports_nothing() -> None:
@@ -124,12 +138,12 @@ def test_demo_is_an_ir_datasets_collection_with_scoreddocs(demo: Path) -> None:
 
     from rank_distillm import datasets
 
-    manifest = demo / "results" / "data" / "rank-distillm-demo" / "manifest.json"
+    manifest = demo / "results" / "demo" / "data" / "rank-distillm-demo" / "manifest.json"
     dataset = datasets.load("rank-distillm-demo/dl20", [manifest])
     assert isinstance(dataset, ir_datasets.datasets.base.Dataset)
     assert len(list(dataset.queries_iter())) == 54
     assert {qrel.relevance for qrel in dataset.qrels_iter()} == {0, 1, 2, 3}
-    run = trec_io.read_run(demo / "results" / "runs" / "dl20" / "bm25.run")
+    run = trec_io.read_run(demo / "results" / "demo" / "runs" / "dl20" / "bm25" / "bm25.run")
     first = next(iter(dataset.scoreddocs_iter()))
     assert (first.query_id, first.doc_id) == (run["query_id"][0], run["doc_id"][0])
     assert first.score == pytest.approx(run["score"][0])

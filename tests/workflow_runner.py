@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "rules", "schemas", "workflow", "envs")
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "configs", "rules", "schemas", "workflow", "envs")
 
 
 def copy_workflow(target: Path) -> Path:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import ir_measures
 import pandas as pd
@@ -30,10 +31,43 @@ def _preview(ids: Sequence[str], n: int = 5) -> str:
     return ", ".join(ids[:n]) + (", ..." if len(ids) > n else "")
 
 
+def at_relevance_level(measure: Any, level: int) -> Any:
+    """A binary measure (one with a ``rel`` parameter: RR, AP, P, R, ...) counting grade
+    >= ``level`` as relevant, as ``trec_eval -l level``; graded measures (nDCG) as they are."""
+    if level != 1 and "rel" in measure.SUPPORTED_PARAMS:
+        return measure(rel=level)
+    return measure
+
+
+def binary_measures(measures: Sequence[str]) -> list[str]:
+    """The measures a relevance level changes (for the table's notes)."""
+    return [m for m in measures if "rel" in ir_measures.parse_measure(m).SUPPORTED_PARAMS]
+
+
+def relevance_notes(measures: Sequence[str], levels: Mapping[str, int]) -> list[str]:
+    """One line per relevance level: which measures count which grade as relevant where."""
+    binary = [display_name(m) for m in binary_measures(measures)]
+    by_level: dict[int, list[str]] = {}
+    for label, level in levels.items():
+        by_level.setdefault(level, []).append(label)
+    return [
+        f"{', '.join(binary)} count grade >= {level} as relevant (trec_eval -l {level}) "
+        f"on {', '.join(labels)}; nDCG uses the graded labels."
+        for level, labels in by_level.items()
+        if binary
+    ]
+
+
 def evaluate_run(
-    run: pd.DataFrame, qrels: pd.DataFrame, measures: Sequence[str] = DEFAULT_MEASURES
+    run: pd.DataFrame,
+    qrels: pd.DataFrame,
+    measures: Sequence[str] = DEFAULT_MEASURES,
+    relevance_level: int = 1,
 ) -> pd.DataFrame:
     """Per-query values (long format: query_id, measure, value) of ``run`` against ``qrels``.
+
+    Binary measures count grade >= ``relevance_level`` as relevant (TREC DL passage
+    judgements: 2); values are stored under the configured measure names.
 
     The run is evaluated in rank order: scores are replaced by ``-rank`` so that ties in the
     scores (and the providers' different tie-breaking) cannot reorder documents. The judged
@@ -43,7 +77,9 @@ def evaluate_run(
     """
     require_columns(run, RUN_COLUMNS[:3], "run")
     require_columns(qrels, QRELS_COLUMNS, "qrels")
-    parsed = {ir_measures.parse_measure(m): m for m in measures}
+    parsed = {
+        at_relevance_level(ir_measures.parse_measure(m), relevance_level): m for m in measures
+    }
     if len(parsed) != len(measures):
         raise ValueError(f"duplicate measures in {list(measures)}")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
+import logging
 import lzma
 import math
 import os
@@ -34,20 +35,24 @@ __all__ = [
     "QRELS_COLUMNS",
     "RUN_COLUMNS",
     "TOPICS_COLUMNS",
+    "RunNotGrouped",
     "TrecFormatError",
     "atomic_output",
     "atomic_write_text",
+    "iter_run_chunks",
     "rank_by_score",
     "require_columns",
     "read_qrels",
     "read_run",
     "read_topics",
+    "run_query_ids",
     "truncate_run",
     "write_qrels",
     "write_run",
     "write_topics",
 ]
 
+LOGGER = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 
 RUN_COLUMNS = ["query_id", "doc_id", "rank", "score"]
@@ -65,6 +70,10 @@ _COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
 
 class TrecFormatError(ValueError):
     """A malformed run/qrels/topics file; the message names ``file:line`` and what was expected."""
+
+
+class RunNotGrouped(TrecFormatError):
+    """A run whose queries' lines are not contiguous, so it cannot be read in chunks."""
 
 
 # --------------------------------------------------------------------------- atomic writing
@@ -373,3 +382,109 @@ def write_topics(topics: pd.DataFrame, path: PathLike) -> None:
             )
         lines.append(f"{query_id}\t{text}\n")
     atomic_write_text(path, "".join(lines))
+
+
+# --------------------------------------------------------------------------- streaming runs
+
+
+def _csv_chunks(path: PathLike, chunk_lines: int, **options: Any) -> Iterator[pd.DataFrame]:
+    return pd.read_csv(
+        path,
+        sep=r"\s+",
+        header=None,
+        na_filter=False,
+        quoting=csv.QUOTE_NONE,
+        engine="c",
+        compression=_compression(path),
+        encoding="utf-8",
+        chunksize=chunk_lines,
+        **options,
+    )
+
+
+def run_query_ids(path: PathLike, chunk_lines: int = 5_000_000) -> list[str]:
+    """A run's query ids in first-appearance order, reading only the first column."""
+    seen: dict[str, None] = {}
+    try:
+        for chunk in _csv_chunks(path, chunk_lines, usecols=[0], dtype={0: str}):
+            seen.update(dict.fromkeys(pd.unique(chunk[0])))
+    except (ValueError, OverflowError) as exc:
+        raise _locate_error(path, _RUN_FIELDS, {3: "integer", 4: "number"}, exc) from exc
+    return list(seen)
+
+
+def _first_reappearance(path: PathLike, query_id: str) -> int | None:
+    """The line where ``query_id`` appears again after other queries (slow path)."""
+    previous, left = None, False
+    with _open_text(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            tokens = _WHITESPACE.split(line.strip(" \t\r\n"), maxsplit=1)
+            if not tokens[0]:
+                continue
+            if tokens[0] == query_id and left:
+                return lineno
+            if previous == query_id and tokens[0] != query_id:
+                left = True
+            previous = tokens[0]
+    return None
+
+
+def iter_run_chunks(path: PathLike, chunk_lines: int = 2_000_000) -> Iterator[pd.DataFrame]:
+    """Read a run in chunks of whole queries with bounded memory (multi-GB training runs).
+
+    Each chunk is a run frame ordered as :func:`read_run` orders a whole run (queries in
+    first-appearance order, rows by rank, a duplicate (query, doc) keeps its best rank).
+    Each query's lines must be contiguous, as in every run this pipeline writes and the
+    paper publishes; otherwise :class:`RunNotGrouped` names the line.
+    """
+    checks = {3: "integer", 4: "number"}
+    dtypes = {0: str, 1: "category", 2: str, 3: "int64", 4: "float64", 5: "category"}
+    done: set[str] = set()
+    carry: pd.DataFrame | None = None
+    duplicates = 0
+    try:
+        reader = _csv_chunks(path, chunk_lines, names=list(range(6)), dtype=dtypes)
+        for frame in reader:
+            if len(frame) and (frame[5] == "").any():
+                raise _locate_error(path, _RUN_FIELDS, checks, None)
+            chunk = frame[[0, 2, 3, 4]].set_axis(RUN_COLUMNS, axis=1)
+            if carry is not None:
+                chunk = pd.concat([carry, chunk], ignore_index=True)
+            ids = chunk["query_id"]
+            blocks = int((ids != ids.shift()).sum())
+            unique = pd.unique(ids)
+            again = [query_id for query_id in unique if query_id in done]
+            if again or blocks != len(unique):
+                if not again:
+                    counts = (ids != ids.shift()).groupby(ids, sort=False).sum()
+                    again = [str(counts[counts > 1].index[0])]
+                line = _first_reappearance(path, again[0])
+                where = f"{os.fspath(path)}:{line}" if line else os.fspath(path)
+                raise RunNotGrouped(
+                    f"{where}: query {again[0]} appears again after other queries, so the run "
+                    "cannot be read query by query (`sort -s -k1,1` groups it)"
+                )
+            last = unique[-1]
+            carry = chunk[ids == last]
+            complete = chunk[ids != last]
+            done.update(unique[:-1])
+            if len(complete):
+                ordered, dropped = _ordered_run(complete)
+                duplicates += dropped
+                yield ordered
+    except (ValueError, OverflowError) as exc:
+        if isinstance(exc, TrecFormatError):
+            raise
+        raise _locate_error(path, _RUN_FIELDS, checks, exc) from exc
+    if carry is not None and len(carry):
+        ordered, dropped = _ordered_run(carry)
+        duplicates += dropped
+        yield ordered
+    if duplicates:
+        LOGGER.warning("%s: %d duplicate (query, doc) rows; kept the best-ranked", path, duplicates)
+
+
+def _ordered_run(run: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    run = run.iloc[_rank_order(run)]
+    kept = run.drop_duplicates(["query_id", "doc_id"], keep="first")
+    return kept.reset_index(drop=True), len(run) - len(kept)

@@ -2,7 +2,8 @@
 
 Each function reads the previous stage's files and writes its own, so a step can be
 run, tested or replaced without Snakemake. ``manifests`` are local collections
-(``datasets.Manifest``) to register before ``dataset_id`` is loaded.
+(``datasets.Manifest``) to register before ``dataset_id`` is loaded. Step names say
+what they write, so they never shadow the library function they call.
 """
 
 from __future__ import annotations
@@ -44,7 +45,14 @@ def make_demo(
     return counts
 
 
-def tiny_backbone(
+def write_docstore_marker(manifests: Paths, corpus: str, out_json: Path) -> None:
+    """Build ``corpus``'s docstore once (ir_datasets downloads the corpus if needed)."""
+    count = datasets.build_docstore(datasets.load(corpus, manifests))
+    trec_io.atomic_write_text(out_json, json.dumps({"corpus": corpus, "docs": count}) + "\n")
+    LOGGER.info("docstore of %s ready: %d documents", corpus, count)
+
+
+def build_tiny_backbone(
     manifests: Paths, collection_id: str, settings: Mapping[str, Any], out_dir: Path
 ) -> None:
     from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra
@@ -55,31 +63,31 @@ def tiny_backbone(
     LOGGER.info("tiny ELECTRA backbone with %d parameters in %s", parameters, out_dir)
 
 
-def bm25_index(manifests: Paths, collection_id: str, index_dir: Path) -> None:
+def build_bm25_index(manifests: Paths, corpus: str, index_dir: Path) -> None:
     from rank_distillm.retrieve import build_index
 
-    dataset = datasets.load(collection_id, manifests)
+    dataset = datasets.load(corpus, manifests)
     build_index(((doc.doc_id, doc.text) for doc in dataset.docs_iter()), index_dir)
 
 
-def bm25_run(
+def retrieve_bm25_run(
     manifests: Paths,
     dataset_id: str,
     index_dir: Path,
     out_run: Path,
-    k1: float,
-    b: float,
+    settings: Mapping[str, float],
     num_results: int,
 ) -> None:
     from rank_distillm.retrieve import bm25
 
+    k1, b = settings["k1"], settings["b"]
     topics = datasets.topics(datasets.load(dataset_id, manifests))
     run = bm25(index_dir, topics, k1=k1, b=b, num_results=num_results)
     trec_io.write_run(run, out_run, tag=f"bm25.k1-{k1}.b-{b}")
     LOGGER.info("BM25: %d queries, %d rows -> %s", run["query_id"].nunique(), len(run), out_run)
 
 
-def simulated_teacher_run(
+def write_simulated_teacher_run(
     manifests: Paths,
     dataset_id: str,
     first_stage_run: Path,
@@ -95,7 +103,12 @@ def simulated_teacher_run(
     trec_io.write_run(run, out_run, tag=f"simulated-teacher.noise-{noise}")
 
 
-def teacher_table(
+def _training_query_ids(manifests: Paths, dataset_id: str) -> set[str]:
+    dataset = datasets.load(dataset_id, manifests)
+    return {query.query_id for query in dataset.queries_iter()}
+
+
+def write_teacher_table(
     manifests: Paths,
     dataset_id: str,
     teacher_run: Path,
@@ -107,19 +120,18 @@ def teacher_table(
 ) -> None:
     from rank_distillm import training_tables
 
-    dataset = datasets.load(dataset_id, manifests)
-    table = training_tables.teacher_table(
-        trec_io.read_run(teacher_run),
-        datasets.topics(dataset),
-        lambda ids: datasets.doc_texts(dataset, ids),
+    training_tables.write_teacher_table(
+        teacher_run,
+        out_table,
+        out_stats,
         num_queries,
         depth,
         seed,
+        known_queries=_training_query_ids(manifests, dataset_id),
     )
-    training_tables.write_table(table, out_table, out_stats)
 
 
-def hard_negative_table(
+def write_hard_negative_table(
     manifests: Paths,
     dataset_id: str,
     first_stage_run: Path,
@@ -131,34 +143,42 @@ def hard_negative_table(
 ) -> None:
     from rank_distillm import training_tables
 
-    dataset = datasets.load(dataset_id, manifests)
-    table = training_tables.hard_negative_table(
-        trec_io.read_run(first_stage_run),
-        datasets.qrels(dataset),
-        datasets.topics(dataset),
-        lambda ids: datasets.doc_texts(dataset, ids),
+    training_tables.write_hard_negative_table(
+        first_stage_run,
+        datasets.qrels(datasets.load(dataset_id, manifests)),
+        out_table,
+        out_stats,
         num_queries,
         depth,
         seed,
+        known_queries=_training_query_ids(manifests, dataset_id),
     )
-    training_tables.write_table(table, out_table, out_stats)
 
 
-def train_model(
-    start: str, table: Path, out_dir: Path, loss_log: Path, settings: Mapping[str, Any]
+def train_checkpoint(
+    start: str,
+    table: Path,
+    manifests: Paths,
+    dataset_id: str,
+    out_dir: Path,
+    loss_log: Path,
+    settings: Mapping[str, Any],
 ) -> None:
+    from rank_distillm.texts import DatasetTexts
     from rank_distillm.train import TrainSettings, train
     from rank_distillm.training_tables import read_table
 
     values = dict(settings)
     if "adam_betas" in values:
         values["adam_betas"] = tuple(values["adam_betas"])
-    summary = train(TrainSettings(**values), str(start), read_table(table), out_dir, loss_log)
+    training_table = read_table(table)
+    texts = DatasetTexts(datasets.load(dataset_id, manifests), query_ids=training_table.query_ids)
+    summary = train(TrainSettings(**values), str(start), training_table, texts, out_dir, loss_log)
     LOGGER.info("training summary: %s", json.dumps(summary))
 
 
-def rerank_run(
-    checkpoint: Path,
+def rerank_first_stage(
+    checkpoint: str,
     manifests: Paths,
     dataset_id: str,
     first_stage_run: Path,
@@ -191,39 +211,52 @@ def rerank_run(
     trec_io.write_run(reranked, out_run, tag=tag)
 
 
-def evaluate_run(
-    manifests: Paths, dataset_id: str, run: Path, out_tsv: Path, measures: Sequence[str]
+def write_metrics(
+    manifests: Paths,
+    dataset_id: str,
+    run: Path,
+    out_tsv: Path,
+    measures: Sequence[str],
+    relevance_level: int,
 ) -> None:
     from rank_distillm import evaluate
 
     qrels = datasets.qrels(datasets.load(dataset_id, manifests))
-    per_query = evaluate.evaluate_run(trec_io.read_run(run), qrels, measures)
+    per_query = evaluate.evaluate_run(
+        trec_io.read_run(run), qrels, measures, relevance_level=relevance_level
+    )
     evaluate.write_per_query(per_query, out_tsv)
     LOGGER.info("%s on %s:\n%s", run, dataset_id, evaluate.aggregate(per_query).to_string())
 
 
-def model_zoo(
-    metrics: Sequence[tuple[str, str, str | Path]],
-    md_path: Path,
-    csv_path: Path,
-    png_path: Path,
+def write_model_zoo_files(
+    cells: Sequence[Sequence[Any]],
+    outputs: Mapping[str, Path],
+    first_stages: Mapping[str, str],
+    evaluation: Mapping[str, str],
+    relevance_levels: Mapping[str, int],
+    references: Mapping[str, Any],
     title: str,
     notes: Sequence[str],
     measures: Sequence[str],
 ) -> None:
-    """``metrics``: (system label, dataset label, per-query TSV) for every table cell."""
+    """``cells``: (row key, row label, kind, first stage, split, per-query TSV) per cell;
+    ``relevance_levels``: the level of each evaluation set, by its label."""
     from rank_distillm import evaluate, report
 
     frames = [
-        evaluate.read_per_query(path).assign(system=system, dataset=dataset)
-        for system, dataset, path in metrics
+        evaluate.read_per_query(path).assign(
+            row=key, system=label, first_stage=stage, dataset=split
+        )
+        for key, label, _kind, stage, split, path in cells
     ]
     report.write_model_zoo(
         pd.concat(frames, ignore_index=True),
-        md_path,
-        csv_path,
-        png_path,
+        outputs,
+        first_stages=first_stages,
+        evaluation=evaluation,
+        references=references,
         title=title,
-        notes=notes,
+        notes=[*notes, *evaluate.relevance_notes(measures, relevance_levels)],
         measures=measures,
     )

@@ -2,15 +2,17 @@
 from pathlib import Path
 
 from rank_distillm.logs import log_to
-from rank_distillm.steps import model_zoo
+from rank_distillm.steps import write_model_zoo_files
 
 p = snakemake.params
 with log_to(snakemake.log[0]):
-    model_zoo(
+    write_model_zoo_files(
         p.cells,
-        Path(snakemake.output.md),
-        Path(snakemake.output.csv),
-        Path(snakemake.output.png),
+        {name: Path(path) for name, path in snakemake.output.items()},
+        first_stages=p.first_stages,
+        evaluation=p.evaluation,
+        relevance_levels=p.relevance_levels,
+        references=p.references,
         title=p.title,
         notes=p.notes,
         measures=p.measures,

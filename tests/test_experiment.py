@@ -1,0 +1,205 @@
+"""The experiment model: configs as data, grids expanded, impossible combinations refused."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from rank_distillm.experiment import ConfigError, from_config, load_config
+from tests.workflow_runner import REPO
+
+SCHEMA = REPO / "schemas" / "config.schema.yaml"
+
+
+@pytest.fixture(scope="module")
+def paper_config() -> dict[str, Any]:
+    return load_config([REPO / "configs" / "paper.yaml"], SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def demo_config() -> dict[str, Any]:
+    return load_config([REPO / "config.yaml"], SCHEMA)
+
+
+def edited(config: dict[str, Any], edit) -> dict[str, Any]:
+    config = copy.deepcopy(config)
+    edit(config)
+    return config
+
+
+def test_demo_has_one_first_stage_and_the_simulated_teacher(demo_config) -> None:
+    exp = from_config(demo_config)
+    assert exp.root == "results/demo"
+    assert exp.pairs == [("bm25", "dl19"), ("bm25", "dl20")]
+    assert [row.key for row in exp.rows] == [
+        "first-stage",
+        "simulated-teacher",
+        "tiny-electra.stage1",
+        "tiny-electra.stage1.stage2-ranknet",
+    ]
+    assert exp.rows[0].label == "BM25"  # one first stage: the row is named after it
+    stage2 = exp.models["tiny-electra.stage1.stage2-ranknet"]
+    # The teacher's depth and queries are the model's defaults.
+    assert (stage2.queries, stage2.depth) == (1000, 30)
+    assert exp.model_table(stage2.name) == (
+        "results/demo/training/teachers/simulated-teacher.1000x30.parquet"
+    )
+    assert exp.model_start(stage2.name) == "results/demo/models/tiny-electra.stage1/checkpoint"
+    assert exp.first_stage_run("bm25", "dl19") == "results/demo/runs/dl19/bm25/bm25.run"
+    assert exp.system_run("dl20", "bm25", "simulated-teacher") == (
+        "results/demo/runs/dl20/bm25/simulated-teacher.run"
+    )
+    # Settings layer: schema defaults < training_defaults < the model's own keys.
+    assert stage2.settings["learning_rate"] == 3.0e-4
+    assert stage2.settings["query_length"] == 16
+    assert stage2.settings["weight_decay"] == 0.01
+    assert stage2.settings["depth"] == 30
+
+
+def test_paper_table_is_every_first_stage_by_every_set(paper_config) -> None:
+    exp = from_config(paper_config)
+    assert exp.pairs == [
+        ("bm25", "dl19"),
+        ("bm25", "dl20"),
+        ("colbert", "dl19"),
+        ("colbert", "dl20"),
+    ]
+    rows = {row.key: row for row in exp.rows}
+    assert rows["first-stage"].systems == {
+        ("bm25", "dl19"): "bm25",
+        ("bm25", "dl20"): "bm25",
+        ("colbert", "dl19"): "colbert",
+        ("colbert", "dl20"): "colbert",
+    }
+    # Published runs where given, PISA BM25 where not.
+    assert exp.first_stage_run("bm25", "dl19") == (
+        "resources/__bm25__msmarco-passage-trec-dl-2019-judged.run"
+    )
+    assert exp.first_stage_run("bm25", "dl20") == "results/paper/runs/dl20/bm25/bm25.run"
+    # Teachers without evaluation runs keep a row for the paper's figures.
+    assert rows["rankgpt4"].systems == {}
+    assert set(exp.checkpoints) == {"webis-monoelectra-base", "webis-monoelectra-large"}
+    assert exp.model_start("electra-base.stage1") == "google/electra-base-discriminator"
+    assert exp.model_table("electra-base.stage1") == (
+        "results/paper/training/hard-negatives/colbert.parquet"
+    )
+    assert exp.models["electra-large.stage1"].settings["steps"] == 20000
+    assert exp.models["electra-base.stage1.rankzephyr.ranknet"].settings["epochs"] == 3
+
+
+def test_ablation_grid_expands_and_reuses_equal_models(paper_config) -> None:
+    off = from_config(paper_config)
+    assert not [row for row in off.rows if row.kind == "ablation"]
+    exp = from_config(edited(paper_config, lambda c: c["ablations"].update(enabled=True)))
+    ablation = {row.key: row for row in exp.rows if row.kind == "ablation"}
+    queries = [f"electra-base.stage1.rankzephyr.ranknet.{n}x100" for n in (1000, 2000, 5000)]
+    for name in queries:
+        assert ablation[name].systems[("bm25", "dl19")] == name
+        assert exp.models[name].queries == int(name.split(".")[-1].split("x")[0])
+        assert exp.model_table(name).endswith(f"rankzephyr.{exp.models[name].queries}x100.parquet")
+    # 10k x 100 with RankNet after stage 1 is the main model: reused, not trained again.
+    full = ablation["electra-base.stage1.rankzephyr.ranknet.10000x100"]
+    assert set(full.systems.values()) == {"electra-base.stage1.rankzephyr.ranknet"}
+    assert "electra-base.stage1.rankzephyr.ranknet.10000x100" not in exp.models
+    # Without stage 1, large: new; the depth-20 point cuts the 100-deep teacher run.
+    assert exp.models["electra-large.rankzephyr.ranknet.10000x100"].start == "electra-large"
+    assert exp.model_table("electra-base.stage1.rankzephyr.ranknet.10000x20").endswith(
+        "rankzephyr.10000x20.parquet"
+    )
+    # Each point is one row, even when several grids contain it.
+    keys = [row.key for row in exp.rows]
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: c["models"]["electra-base.stage1.rankzephyr.ranknet"].update(
+                teacher="rankzefir"
+            ),
+            "models.electra-base.stage1.rankzephyr.ranknet.teacher: 'rankzefir' is not a teacher "
+            "(did you mean 'rankzephyr'?)",
+        ),
+        (
+            lambda c: c["models"]["electra-base.stage1.rankzephyr.ranknet"].update(depth=200),
+            "depth: 200 is deeper than the teacher run (teachers.rankzephyr.depth: 100)",
+        ),
+        (
+            lambda c: c["models"]["electra-base.stage1.rankzephyr.ranknet"].update(queries=20000),
+            "queries: 20000 is more than the teacher run holds",
+        ),
+        (
+            lambda c: c["models"]["electra-base.stage1"].update(start="electra-base.stage1"),
+            "models.electra-base.stage1.start: the models start from each other "
+            "(electra-base.stage1 -> electra-base.stage1)",
+        ),
+        (
+            lambda c: c["models"]["electra-base.stage1"].update(first_stage="colbertv2"),
+            "'colbertv2' is not a first stage",
+        ),
+        (
+            lambda c: c["models"]["electra-base.stage1"].update(epochs=1),
+            "models.electra-base.stage1: needs exactly one of `steps` and `epochs`",
+        ),
+        (
+            lambda c: c["models"]["electra-base.rankzephyr.ranknet"].update(teacher="rankgpt4"),
+            "'rankgpt4' has no training run",
+        ),
+        (
+            lambda c: c["references"].update({"electra-bsae.stage1": {"bm25": {"dl19": 0.5}}}),
+            "references.electra-bsae.stage1: no table row has this name",
+        ),
+        (
+            lambda c: c["references"]["first-stage"].update({"bm25": {"dl21": 0.5}}),
+            "references.first-stage.bm25.dl21: not an evaluation set or 'mean'",
+        ),
+        (
+            lambda c: c["first_stages"]["colbert"]["runs"].update(dl21="x.run"),
+            "first_stages.colbert.runs.dl21: not a split",
+        ),
+        (
+            lambda c: c["teachers"].update(colbert={"label": "x", "first_stage": "colbert"}),
+            "the name 'colbert' is used by a first stage and a teacher",
+        ),
+        (
+            lambda c: c["ablations"]["grids"]["queries"].update(teacher="rankzefir"),
+            "ablations.grids.queries.teacher: 'rankzefir' is not a teacher",
+        ),
+    ],
+)
+def test_impossible_combinations_are_errors_naming_the_key(paper_config, edit, message) -> None:
+    with pytest.raises(ConfigError) as error:
+        from_config(edited(paper_config, edit))
+    assert message in str(error.value)
+
+
+def test_hard_negative_depth_above_bm25_training_depth_is_an_error(demo_config) -> None:
+    config = edited(demo_config, lambda c: c["hard_negatives"].update(depth=150))
+    expected = r"hard_negatives.depth: 150 is deeper than first_stages.bm25.train_depth \(100\)"
+    with pytest.raises(ConfigError, match=expected):
+        from_config(config)
+
+
+def test_simulated_teacher_deeper_than_its_candidates_is_an_error(demo_config) -> None:
+    config = edited(demo_config, lambda c: c["teachers"]["simulated-teacher"].update(depth=101))
+    with pytest.raises(ConfigError, match=r"teachers.simulated-teacher.depth: 101 is deeper"):
+        from_config(config)
+
+
+def test_an_override_file_changes_single_values(tmp_path) -> None:
+    """Mappings merge, so a size override names only what it changes."""
+    override = tmp_path / "small.yaml"
+    override.write_text(
+        "models:\n  electra-base.stage1: {steps: 3}\n"
+        "backbones:\n  electra-base: {hub: /models/tiny}\n"
+        "teachers:\n  rankzephyr: {queries: 20}\n"
+    )
+    config = load_config([REPO / "configs" / "paper.yaml", override], SCHEMA)
+    exp = from_config(config)
+    assert exp.models["electra-base.stage1"].settings["steps"] == 3
+    assert exp.models["electra-base.stage1"].label.startswith("monoELECTRA-base")
+    assert exp.backbone_dir("electra-base") == "/models/tiny"
+    assert exp.models["electra-base.stage1.rankzephyr.ranknet"].queries == 20
