@@ -104,24 +104,45 @@ def test_pisa_bm25_matches_the_published_map(vaswani: dict) -> None:
     assert len(bm25(vaswani["index"], chemical, num_results=1000)) == 52  # as published
 
 
-def bm25s_run(docs: list[tuple[str, str]], topics: pd.DataFrame, depth: int) -> pd.DataFrame:
-    """BM25 with the bm25s package, given PISA's text processing (see the module doc)."""
+def bm25s_run(
+    docs: list[tuple[str, str]],
+    topics: pd.DataFrame,
+    depth: int,
+    *,
+    k1: float = K1,
+    b: float = B,
+    idf: str = "robertson",
+    stop_after_stemming: bool = True,
+    count_repeated_terms: bool = False,
+) -> pd.DataFrame:
+    """BM25 with the bm25s package. The defaults are PISA's text processing (see the
+    module doc); the options switch one difference on at a time for
+    benchmarks/vaswani_bm25_variants.py."""
+    from collections import Counter
+
     import bm25s
     import Stemmer
     from pyterrier_pisa.stopwords import _STOPWORDS
 
     stemmer = Stemmer.Stemmer("english")  # Snowball English = Porter2
 
-    def tokens(text: str) -> list[str]:
-        return stemmer.stemWords(re.findall(r"[a-z0-9]+", text.lower()))
+    def words(text: str) -> list[str]:
+        return re.findall(r"[a-z0-9]+", text.lower())
 
-    stopwords = set(stemmer.stemWords(list(_STOPWORDS["terrier"])))
-    index = bm25s.BM25(k1=K1, b=B, method="robertson")
-    index.index([tokens(text) for _, text in docs], show_progress=False)
+    stoplist = list(_STOPWORDS["terrier"])
+    stopwords = set(stemmer.stemWords(stoplist) if stop_after_stemming else stoplist)
+    index = bm25s.BM25(k1=k1, b=b, method="robertson", idf_method=idf)
+    index.index([stemmer.stemWords(words(text)) for _, text in docs], show_progress=False)
     rows = []
     for query_id, text in zip(topics["query_id"], topics["text"], strict=True):
-        terms = {t for t in tokens(text) if t not in stopwords and t in index.vocab_dict}
-        scores = sum((index.get_scores([term]) for term in terms), np.zeros(len(docs)))
+        if stop_after_stemming:
+            terms = [t for t in stemmer.stemWords(words(text)) if t not in stopwords]
+        else:
+            terms = stemmer.stemWords([w for w in words(text) if w not in stopwords])
+        counts = Counter(t for t in terms if t in index.vocab_dict)
+        scores = np.zeros(len(docs))
+        for term, count in counts.items():
+            scores += (count if count_repeated_terms else 1) * index.get_scores([term])
         order = np.lexsort((np.arange(len(docs)), -scores))[:depth]
         rows += [
             (query_id, docs[i][0], rank, float(scores[i]))
