@@ -101,6 +101,13 @@ def test_bad_settings_name_the_corpus(corpus: dict, message: str, tmp_path: Path
         demo_tirex.write(settings, tmp_path)
 
 
+def test_numeric_topic_set_names_from_yaml_become_strings() -> None:
+    corpus = {"style": "news", "documents": 5, "subjects": 2, "topic_sets": {2019: 1}}
+    settings = demo_tirex.settings_from_config({"corpora": {"n": corpus}})
+    assert settings.corpora["n"].topic_sets == {"2019": 1}
+    assert settings.seed == demo_tirex.DemoTirexSettings().seed
+
+
 def test_tirex_tasks_group_by_corpus() -> None:
     assert demo_tirex.tirex_tasks(SMALL) == [
         {"id": "tx-news/2019", "group": "tx-news"},

@@ -255,3 +255,30 @@ def test_the_documented_catalogue_is_the_papers() -> None:
     # The documented skip list leaves out exactly the licensed groups.
     skipping = tirex.select_tasks(config)
     assert {t.group for t in skipping.used} == set(groups) - licensed
+
+
+def test_one_index_per_corpus(tmp_path: Path) -> None:
+    from rank_distillm import datasets
+
+    docs = tmp_path / "docs.tsv"
+    docs.write_text("d\tx\n", encoding="utf-8")
+    (tmp_path / "q.tsv").write_text("1\tx\n", encoding="utf-8")
+    entry = {"docs": str(docs), "subsets": {"a": {"queries": "q.tsv"}, "b": {"queries": "q.tsv"}}}
+    datasets.register(datasets.Manifest.from_config("tx-local", entry, tmp_path, base=tmp_path))
+    selection = tirex.select_tasks(
+        {
+            "tasks": [
+                {"id": "medline/2004/trec-genomics-2004"},
+                {"id": "medline/2004/trec-genomics-2005"},
+                {"id": "medline/2017/trec-pm-2017"},
+                {"id": "x/a", "group": "x", "dataset": "tx-local/a"},
+                {"id": "x/b", "group": "x", "dataset": "tx-local/b"},
+            ]
+        }
+    )
+    found = {corpus: [t.id for t in ts] for corpus, ts in tirex.corpora(selection.used).items()}
+    assert found == {
+        "medline/2004": ["medline/2004/trec-genomics-2004", "medline/2004/trec-genomics-2005"],
+        "medline/2017": ["medline/2017/trec-pm-2017"],
+        "tx-local": ["x/a", "x/b"],
+    }

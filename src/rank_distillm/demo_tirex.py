@@ -99,7 +99,12 @@ class DemoTirexSettings:
 def settings_from_config(values: Mapping[str, Any]) -> DemoTirexSettings:
     """Settings from the config's ``demo_tirex`` mapping."""
     values = dict(values)
-    corpora = {name: DomainSettings(**entry) for name, entry in values.pop("corpora", {}).items()}
+    corpora = {}
+    for name, entry in values.pop("corpora", {}).items():
+        entry = dict(entry)
+        # YAML reads `2019:` as a number; task names are strings.
+        entry["topic_sets"] = {str(k): v for k, v in entry.get("topic_sets", {}).items()}
+        corpora[name] = DomainSettings(**entry)
     settings = DemoTirexSettings(**values)
     return DemoTirexSettings(seed=settings.seed, corpora=corpora) if corpora else settings
 

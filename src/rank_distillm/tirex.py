@@ -160,6 +160,19 @@ def select_tasks(config: Mapping[str, Any], where: str = "config tirex") -> Sele
     return Selection(used=used, skipped=skipped, catalogue=tuple(catalogue))
 
 
+def corpora(tasks: Iterable[Task]) -> dict[str, list[Task]]:
+    """The tasks by the corpus they search (ir_datasets' docs parent id), so one index
+    per corpus serves all its tasks: ``disks45/nocr`` for robust04, trec7 and trec8, but
+    ``medline/2004`` and ``medline/2017`` apart although they form one group. Local
+    collections must be registered first; nothing is downloaded."""
+    import ir_datasets
+
+    found: dict[str, list[Task]] = {}
+    for task in tasks:
+        found.setdefault(ir_datasets.docs_parent_id(task.dataset), []).append(task)
+    return found
+
+
 # --------------------------------------------------------------------------- aggregates
 
 
