@@ -17,8 +17,6 @@ Each class extends the ir_datasets format it is named after, so records, docstor
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -366,14 +364,3 @@ class LocalTsvQueries(TsvQueries):
 
     def queries_iter(self) -> Iterator[Any]:
         return _numbered(super().queries_iter(), self._source, "record")
-
-
-@contextlib.contextmanager
-def open_text(path: Path) -> Iterator[IO[str]]:
-    """A text file, gzip-decompressed when its name ends in .gz."""
-    if str(path).endswith(".gz"):
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            yield handle
-    else:
-        with open(path, encoding="utf-8") as handle:
-            yield handle
