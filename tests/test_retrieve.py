@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -15,10 +14,7 @@ if "IR_DATASETS_HOME" not in os.environ:
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rank_distillm.evaluate import aggregate, evaluate_run  # noqa: E402
 from rank_distillm.retrieve import bm25, build_index  # noqa: E402
-
-VASWANI = Path(__file__).resolve().parents[2] / "shared" / "data" / "vaswani"
 
 PASSAGES = [
     ("p1", "the cat sat on the mat"),
@@ -82,57 +78,3 @@ def test_rebuild_replaces_the_index(tmp_path: Path) -> None:
     run = bm25(tmp_path / "index", topics([("q", "ancient")]), num_results=5)
     assert run["doc_id"].tolist() == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["index"]
-
-
-# --------------------------------------------------------------------------- Vaswani
-
-
-def vaswani_folder() -> Path:
-    if not (VASWANI / "doc-text.trec").exists():
-        message = f"{VASWANI} is missing"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return VASWANI
-
-
-def test_bm25_on_vaswani(tmp_path: Path) -> None:
-    folder = vaswani_folder()
-    raw = (folder / "doc-text.trec").read_text(encoding="utf-8")
-    docs = [
-        (doc_id, " ".join(text.split()))
-        for doc_id, text in re.findall(
-            r"<DOC>\s*<DOCNO>\s*(\S+?)\s*</DOCNO>(.*?)</DOC>", raw, flags=re.S
-        )
-    ]
-    assert len(docs) == 11429
-    raw_topics = (folder / "query-text.trec").read_text(encoding="utf-8")
-    queries = topics(
-        [
-            (qid, " ".join(text.split()))
-            for qid, text in re.findall(
-                r"<num>\s*(\S+?)\s*</num>\s*<title>(.*?)</title>", raw_topics, flags=re.S
-            )
-        ]
-    )
-    assert len(queries) == 93
-    qrels = pd.read_csv(
-        folder / "qrels",
-        sep=r"\s+",
-        header=None,
-        names=["query_id", "iteration", "doc_id", "relevance"],
-        dtype={"query_id": str, "iteration": str, "doc_id": str, "relevance": "int64"},
-    )[["query_id", "doc_id", "relevance"]]
-
-    build_index(docs, tmp_path / "index")
-    run = bm25(tmp_path / "index", queries, num_results=100)
-    assert run.groupby("query_id").size().max() == 100
-    assert (run.groupby("query_id")["rank"].min() == 1).all()
-
-    per_query = evaluate_run(run, qrels, ["nDCG@10"])
-    summary = aggregate(per_query).set_index("measure")
-    ndcg = float(summary.loc["nDCG@10", "value"])
-    print(f"BM25 (PISA, k1=0.9, b=0.4) nDCG@10 on Vaswani: {ndcg:.4f}")
-    assert int(summary.loc["nDCG@10", "queries"]) == 93
-    # Published Terrier BM25 on Vaswani: nDCG@10 about 0.44-0.46.
-    assert 0.35 < ndcg < 0.55
