@@ -23,9 +23,12 @@ def copy_workflow(target: Path) -> Path:
     return target
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run Snakemake in ``workdir`` with private caches (``env`` adds or overrides)."""
     cache = workdir / ".cache"
-    env = {
+    base = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "XDG_CACHE_HOME": str(cache),
@@ -33,10 +36,11 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
         "HF_HOME": str(cache / "hf"),
         "MPLCONFIGDIR": str(cache / "matplotlib"),
     }
+    base.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
         cwd=workdir,
-        env=env,
+        env=base,
         capture_output=True,
         text=True,
         timeout=timeout,

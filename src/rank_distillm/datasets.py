@@ -319,12 +319,13 @@ def qrels(dataset: Dataset) -> pd.DataFrame:
 
 
 def doc_texts(
-    dataset: Dataset, doc_ids: Iterable[str], max_words: int | None = None
+    dataset: Dataset, doc_ids: Iterable[str], max_words: int | None = None, store: Any = None
 ) -> dict[str, str]:
     """Document texts (``record_text``, cut to ``max_words`` when given) by id in bulk
-    through the docstore; a missing id is an error."""
+    through the docstore (``store``, when the caller keeps one open); a missing id is an
+    error."""
     wanted = list(dict.fromkeys(doc_ids))
-    found = dataset.docs_store().get_many(wanted)
+    found = (store or dataset.docs_store()).get_many(wanted)
     missing = [doc_id for doc_id in wanted if doc_id not in found]
     if missing:
         raise KeyError(

@@ -58,7 +58,7 @@ def build_tiny_backbone(
     from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra
 
     dataset = datasets.load(collection_id, manifests)
-    texts = (doc.text for doc in dataset.docs_iter())
+    texts = (text for _, text in datasets.iter_doc_texts(dataset))
     parameters = build_tiny_electra(texts, TinyElectraSettings(**settings), out_dir)
     LOGGER.info("tiny ELECTRA backbone with %d parameters in %s", parameters, out_dir)
 
@@ -66,8 +66,7 @@ def build_tiny_backbone(
 def build_bm25_index(manifests: Paths, corpus: str, index_dir: Path) -> None:
     from rank_distillm.retrieve import build_index
 
-    dataset = datasets.load(corpus, manifests)
-    build_index(((doc.doc_id, doc.text) for doc in dataset.docs_iter()), index_dir)
+    build_index(datasets.iter_doc_texts(datasets.load(corpus, manifests)), index_dir)
 
 
 def retrieve_bm25_run(
@@ -172,7 +171,11 @@ def train_checkpoint(
     if "adam_betas" in values:
         values["adam_betas"] = tuple(values["adam_betas"])
     training_table = read_table(table)
-    texts = DatasetTexts(datasets.load(dataset_id, manifests), query_ids=training_table.query_ids)
+    texts = DatasetTexts(
+        datasets.load(dataset_id, manifests),
+        query_ids=training_table.query_ids,
+        max_words=values.get("doc_length", 256),
+    )
     summary = train(TrainSettings(**values), str(start), training_table, texts, out_dir, loss_log)
     LOGGER.info("training summary: %s", json.dumps(summary))
 
@@ -203,7 +206,7 @@ def rerank_first_stage(
         encoder,
         run,
         dict(zip(topics["query_id"], topics["text"], strict=True)),
-        datasets.doc_texts(dataset, run["doc_id"]),
+        datasets.doc_texts(dataset, run["doc_id"], max_words=model.doc_length),
         depth=depth,
         batch_size=batch_size,
         device=device,

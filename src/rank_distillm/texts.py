@@ -1,14 +1,16 @@
 """Query and passage texts by id, looked up when needed instead of held in tables.
 
-Training and re-ranking read texts through a :class:`TextLookup`: an ir_datasets
-dataset (queries in memory, passages from its docstore with ``get_many``, so the
-8.8M-passage MS MARCO corpus is never loaded whole) or plain mappings (tests).
+Training reads texts through a :class:`TextLookup`: an ir_datasets dataset (queries in
+memory, passages from its docstore in bulk, so the 8.8M-passage MS MARCO corpus is never
+loaded whole) or plain mappings (tests, benchmarks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
+
+from rank_distillm import datasets
 
 
 class TextLookup(Protocol):
@@ -17,18 +19,12 @@ class TextLookup(Protocol):
     def doc_texts(self, doc_ids: Sequence[str]) -> list[str]: ...
 
 
-def _missing(what: str, ids: Iterable[str], where: str) -> KeyError:
-    ids = sorted(set(ids))
-    return KeyError(f"{len(ids)} {what} ids are not in {where} (first: {ids[:5]})")
-
-
-def record_text(record: Any) -> str:
-    """The text to rank of an ir_datasets record: ``text`` where there is one, else
-    ir_datasets' ``default_text()`` (e.g. title + body)."""
-    text = getattr(record, "text", None)
-    if isinstance(text, str):
-        return text
-    return record.default_text()
+def _lookup(texts: Mapping[str, str], ids: Sequence[str], what: str) -> list[str]:
+    try:
+        return [texts[i] for i in ids]
+    except KeyError:
+        missing = sorted({i for i in ids if i not in texts})
+        raise KeyError(f"{len(missing)} {what} ids have no text (first: {missing[:5]})") from None
 
 
 class MappingTexts:
@@ -38,52 +34,37 @@ class MappingTexts:
         self.queries, self.docs = queries, docs
 
     def query_texts(self, query_ids: Sequence[str]) -> list[str]:
-        return _lookup(self.queries, query_ids, "query", "the query texts")
+        return _lookup(self.queries, query_ids, "query")
 
     def doc_texts(self, doc_ids: Sequence[str]) -> list[str]:
-        return _lookup(self.docs, doc_ids, "passage", "the passage texts")
-
-
-def _lookup(texts: Mapping[str, str], ids: Sequence[str], what: str, where: str) -> list[str]:
-    try:
-        return [texts[i] for i in ids]
-    except KeyError:
-        raise _missing(what, [i for i in ids if i not in texts], where) from None
+        return _lookup(self.docs, doc_ids, "passage")
 
 
 class DatasetTexts:
-    """Texts of an ir_datasets dataset: its queries (those in ``query_ids``, or all) kept
-    in memory, its passages fetched from the docstore in bulk per call."""
+    """Texts of an ir_datasets dataset: its queries (those in ``query_ids``, or all) kept in
+    memory, its documents fetched from the docstore in bulk per call and cut to
+    ``max_words`` words (at least one token each, so nothing ``max_words`` tokens keep is
+    lost, and long documents are not tokenised whole)."""
 
     def __init__(
         self,
         dataset: Any,
         query_ids: Iterable[str] | None = None,
-        text_of: Callable[[Any], str] = record_text,
+        max_words: int | None = None,
     ) -> None:
-        wanted = None if query_ids is None else set(query_ids)
-        self.queries = (
-            {
-                query.query_id: text_of(query)
-                for query in dataset.queries_iter()
-                if wanted is None or query.query_id in wanted
-            }
-            if dataset.has_queries()
-            else {}
-        )
-        self.where = f"the collection {dataset.docs_namespace() or ''}".rstrip()
+        topics = datasets.topics(dataset)
+        if query_ids is not None:
+            topics = topics[topics["query_id"].isin(set(query_ids))]
+        self.queries = dict(zip(topics["query_id"], topics["text"], strict=True))
+        self.max_words = max_words
         self._dataset = dataset
-        self._store = None
-        self._text_of = text_of
+        self._store: Any = None
 
     def query_texts(self, query_ids: Sequence[str]) -> list[str]:
-        return _lookup(self.queries, query_ids, "query", "the dataset's queries")
+        return _lookup(self.queries, query_ids, "query")
 
     def doc_texts(self, doc_ids: Sequence[str]) -> list[str]:
-        if self._store is None:  # opened lazily: per process, after a fork
+        if self._store is None:  # opened on first use: in the process that reads
             self._store = self._dataset.docs_store()
-        found = self._store.get_many(list(dict.fromkeys(doc_ids)))
-        try:
-            return [self._text_of(found[d]) for d in doc_ids]
-        except KeyError:
-            raise _missing("passage", [d for d in doc_ids if d not in found], self.where) from None
+        found = datasets.doc_texts(self._dataset, doc_ids, self.max_words, store=self._store)
+        return [found[doc_id] for doc_id in doc_ids]
