@@ -71,7 +71,7 @@ class _Partial:
             size = self.data.stat().st_size
         except (OSError, ValueError):
             return 0, None
-        if record.get("url") != url or record.get("md5") != md5:
+        if not isinstance(record, dict) or record.get("url") != url or record.get("md5") != md5:
             return 0, None
         return size, record.get("validator")
 
@@ -114,10 +114,15 @@ def download(
             break
         except _Transient as error:
             if attempt == attempts:
+                kept = partial.data.stat().st_size if partial.data.exists() else 0
+                resume = (
+                    f"; the {kept} bytes fetched so far are kept in {partial.data} and a rerun "
+                    "resumes them"
+                    if kept
+                    else ""
+                )
                 raise DownloadError(
-                    f"{target}: downloading {url} failed {attempts} times, last: {error}; "
-                    f"the {partial.data.stat().st_size if partial.data.exists() else 0} bytes "
-                    f"fetched so far are kept in {partial.data} and a rerun resumes them"
+                    f"{target}: downloading {url} failed {attempts} times, last: {error}{resume}"
                 ) from error
             wait = min(max_backoff, backoff * 2 ** (attempt - 1))
             if error.retry_after is not None:
