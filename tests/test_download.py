@@ -135,7 +135,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, Res
         "/reset.bin": Resource(PAYLOAD, cut_first=CUT, reset=True),
         "/flaky.bin": Resource(PAYLOAD, fail_first=(503, 503)),
         "/norange.bin": Resource(PAYLOAD, ranges=False, cut_first=CUT),
-        "/slow.bin": Resource(PAYLOAD, delay_first=1.5),
+        "/slow.bin": Resource(PAYLOAD, delay_first=2.0),
         "/versioned.bin": Resource(PAYLOAD, etag='"v2"'),
     }
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
@@ -258,11 +258,10 @@ def test_timeout_is_retried(server, tmp_path: Path, caplog) -> None:
     base, resources = server
     target = tmp_path / "slow.bin"
     with caplog.at_level(logging.INFO, logger="rank_distillm.download"):
-        download(f"{base}/slow.bin", target, PAYLOAD_MD5, backoff=0.001, timeout=0.3)
+        download(f"{base}/slow.bin", target, PAYLOAD_MD5, backoff=0.001, timeout=0.5)
     assert target.read_bytes() == PAYLOAD
-    assert len(resources["/slow.bin"].requests) == 2
-    [retry] = retries(caplog)
-    assert "timed out" in retry
+    assert len(resources["/slow.bin"].requests) >= 2
+    assert "TimeoutError: timed out" in retries(caplog)[0]
 
 
 def test_backoff_doubles_honours_retry_after_and_is_capped(server, tmp_path, monkeypatch) -> None:
