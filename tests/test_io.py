@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import logging
 import re
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rank_distillm import io as trec_io
 from rank_distillm.io import (
     atomic_output,
     atomic_write_text,
@@ -293,3 +296,12 @@ def test_shared_trec_dl_2019_runs(shared_data: Path) -> None:
     assert colbert.iloc[0].tolist() == ["156493", "2928707", 1, 27.796875]
     for run in (colbert, bm25):
         assert (run.groupby("query_id", sort=False)["rank"].diff().dropna() > 0).all()
+
+
+def test_reading_a_large_file_is_announced_in_the_log(tmp_path, monkeypatch, caplog) -> None:
+    path = tmp_path / "big.run"
+    path.write_bytes(gzip.compress(SPACE_RUN.encode()))
+    monkeypatch.setattr(trec_io, "_ANNOUNCE_BYTES", 10)
+    with caplog.at_level(logging.INFO, logger="rank_distillm.io"):
+        read_run(path)
+    assert caplog.messages[0] == f"reading {path} (0.0 GiB, gzip)"

@@ -76,6 +76,8 @@ _QRELS_FIELDS = ("query_id", "iteration", "doc_id", "relevance")
 # Same field separator as pandas' C engine uses for sep=r"\s+" (space and tab only).
 _WHITESPACE = re.compile(r"[ \t]+")
 _HAS_WHITESPACE = r"\s"
+# Files above this size get a log line before parsing starts, so a long read is explained.
+_ANNOUNCE_BYTES = 256 * 2**20
 # Writers compress by suffix; readers detect compression from the content.
 _COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
 
@@ -240,6 +242,9 @@ def _read_columns(
     accepted; a file without data lines is refused unless ``allow_empty``.
     """
     compression = detect_compression(path)
+    size = os.path.getsize(path)
+    if size > _ANNOUNCE_BYTES:  # parsing takes about 40 s per GiB on one core
+        LOGGER.info("reading %s (%.1f GiB, %s)", path, size / 2**30, compression or "plain text")
     try:
         with stream_errors(path, compression):
             frame = pd.read_csv(
