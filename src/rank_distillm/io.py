@@ -371,12 +371,14 @@ def read_run_with_report(
         )
     run = frame[[0, 2, 3, 4]].set_axis(RUN_COLUMNS, axis=1)
     codes, query_ids = pd.factorize(run["query_id"])
+    codes = codes.astype(np.int32 if len(query_ids) < 2**31 else np.int64)  # half the memory
     ranks = run["rank"].to_numpy()
     order = np.lexsort((ranks, codes))
     if _repeats(codes[order], ranks[order]).any():
         order = np.lexsort((-run["score"].to_numpy(), ranks, codes))  # stable: then file order
-    run = run.iloc[order].reset_index(drop=True)
     codes = codes[order]
+    run = run.iloc[order].reset_index(drop=True)
+    del order
 
     findings = []
     duplicate = run.duplicated(["query_id", "doc_id"], keep="first").to_numpy()
