@@ -243,7 +243,7 @@ def _read_columns(
     """
     compression = detect_compression(path)
     size = os.path.getsize(path)
-    if size > _ANNOUNCE_BYTES:  # parsing takes about 40 s per GiB on one core
+    if size > _ANNOUNCE_BYTES:  # parsing takes about 35 CPU s per GiB
         LOGGER.info("reading %s (%.1f GiB, %s)", path, size / 2**30, compression or "plain text")
     try:
         with stream_errors(path, compression):
