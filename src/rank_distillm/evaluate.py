@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ir_measures
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -69,8 +70,9 @@ def evaluate_run(
     Binary measures count grade >= ``relevance_level`` as relevant (TREC DL passage
     judgements: 2); values are stored under the configured measure names.
 
-    The run is evaluated in rank order: scores are replaced by ``-rank`` so that ties in the
-    scores (and the providers' different tie-breaking) cannot reorder documents. The judged
+    The run is evaluated in rank order: scores are replaced by each row's position (equal
+    ranks in frame order), so that ties in the scores (and the providers' different
+    tie-breaking) cannot reorder documents. The judged
     query set is the qrels' queries: judged queries missing from the run score 0, run queries
     without qrels are dropped. Both counts are logged and stored in ``result.attrs``
     (``filled_missing``, ``dropped_unjudged``).
@@ -102,7 +104,6 @@ def evaluate_run(
         raise ValueError("run has missing ranks")
     for df, keys, what in (
         (run, ["query_id", "doc_id"], "run has duplicate (query_id, doc_id)"),
-        (run, ["query_id", "rank"], "run has duplicate ranks within a query"),
         (qrels, ["query_id", "doc_id"], "qrels have duplicate (query_id, doc_id)"),
     ):
         dup = df.duplicated(keys, keep=False)
@@ -128,7 +129,9 @@ def evaluate_run(
         {
             "query_id": run["query_id"],
             "doc_id": run["doc_id"],
-            "score": -run["rank"].astype(float),
+            # Each row's position in rank order; equal ranks keep the frame's order (the
+            # order io.read_run gives them), so no provider's tie-breaking can reorder.
+            "score": -_positions(run),
         }
     )
     values = {
@@ -145,6 +148,15 @@ def evaluate_run(
     result.attrs["filled_missing"] = len(missing)
     result.attrs["dropped_unjudged"] = len(unjudged)
     return result
+
+
+def _positions(run: pd.DataFrame) -> np.ndarray:
+    """1-based position of each row within its query when ordered by rank (stable)."""
+    order = np.lexsort((run["rank"].to_numpy(), pd.factorize(run["query_id"])[0]))
+    positions = np.empty(len(run), dtype=np.float64)
+    ordered = run.iloc[order]
+    positions[order] = ordered.groupby("query_id", sort=False).cumcount().to_numpy() + 1
+    return positions
 
 
 def aggregate(per_query: pd.DataFrame) -> pd.DataFrame:
