@@ -312,6 +312,23 @@ def test_repairs_are_counted_in_stats_and_log(tmp_path: Path, caplog) -> None:
     assert "4 with missing ids (8 appended in previous order)" in caplog.text
 
 
+def test_windows_cut_to_fit_the_context_are_counted(tmp_path: Path, caplog) -> None:
+    queries, docs = write_first_stage(tmp_path / "bm25.run", depth=3)
+    docs = {doc_id: text + " and more" * 40 for doc_id, text in docs.items()}
+    settings = GenerationSettings(model="scripted", window=3, stride=2, depth=3, context_size=900)
+    with caplog.at_level(logging.INFO, logger="rank_distillm"):
+        stats = generate_teacher_run(
+            tmp_path / "bm25.run",
+            queries,
+            lambda ids: {i: docs[i] for i in ids},
+            tmp_path / "teacher.run",
+            settings,
+            generator=ScriptedGenerator(reverse),
+        )
+    assert stats["windows_shortened_to_fit"] == 6
+    assert "6 of 6 windows had their passages cut below the word budget" in caplog.text
+
+
 def test_missing_texts_are_errors(tmp_path: Path) -> None:
     queries, docs = write_first_stage(tmp_path / "bm25.run", depth=3)
     settings = GenerationSettings(model="scripted", window=3, stride=2, depth=3)

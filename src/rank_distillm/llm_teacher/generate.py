@@ -28,6 +28,7 @@ from rank_distillm.llm_teacher.backends import BACKENDS, DTYPES, Generator, Samp
 from rank_distillm.llm_teacher.parsing import RepairCounts, parse_permutation
 from rank_distillm.llm_teacher.prompts import PROMPT_FORMATS, PromptBuilder
 from rank_distillm.llm_teacher.window import apply_order, window_spans
+from rank_distillm.training_tables import sample_queries
 
 LOGGER = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class QueryResult:
     doc_ids: list[str]
     repairs: RepairCounts
     prompt_tokens: int = 0
+    shortened_windows: int = 0  # windows whose passages were cut further to fit the context
 
     def to_json(self) -> str:
         record = {
@@ -128,6 +130,7 @@ class QueryResult:
             "doc_ids": self.doc_ids,
             "repairs": self.repairs.as_dict(),
             "prompt_tokens": self.prompt_tokens,
+            "shortened_windows": self.shortened_windows,
         }
         return json.dumps(record, ensure_ascii=False)
 
@@ -139,6 +142,7 @@ class QueryResult:
             doc_ids=list(record["doc_ids"]),
             repairs=RepairCounts(**record["repairs"]),
             prompt_tokens=int(record["prompt_tokens"]),
+            shortened_windows=int(record["shortened_windows"]),
         )
 
 
@@ -157,6 +161,7 @@ def rerank_block(
     spans = [window_spans(len(ranking), settings.window, settings.stride) for ranking in rankings]
     repairs = [RepairCounts() for _ in queries]
     prompt_tokens = [0] * len(queries)
+    shortened = [0] * len(queries)
     for step in range(max((len(s) for s in spans), default=0)):
         # Windows of one step usually have one length; a short list can make a shorter one.
         by_length: dict[int, list[int]] = {}
@@ -181,6 +186,7 @@ def rerank_block(
                 prompt = builder.build(queries[index].text, passages, max_new)
                 prompts.append(prompt.token_ids)
                 prompt_tokens[index] += len(prompt.token_ids)
+                shortened[index] += prompt.shortened
             answers = generator.generate(prompts, sampling)
             if len(answers) != len(prompts):
                 raise RuntimeError(
@@ -191,9 +197,9 @@ def rerank_block(
                 apply_order(rankings[index], spans[index][step][0], order)
                 repairs[index] = repairs[index] + counts
     return [
-        QueryResult(query.query_id, ranking, counts, tokens)
-        for query, ranking, counts, tokens in zip(
-            queries, rankings, repairs, prompt_tokens, strict=True
+        QueryResult(query.query_id, ranking, counts, tokens, cut)
+        for query, ranking, counts, tokens, cut in zip(
+            queries, rankings, repairs, prompt_tokens, shortened, strict=True
         )
     ]
 
@@ -295,8 +301,6 @@ def select_candidates(
 ) -> list[QueryCandidates]:
     """The first-stage top ``depth`` of ``num_queries`` queries sampled with ``seed`` (the
     sampling of ``training_tables.sample_queries``), in the run's query order."""
-    from rank_distillm.training_tables import sample_queries
-
     run = trec_io.truncate_run(sample_queries(first_stage, num_queries, seed), depth)
     missing = [qid for qid in run["query_id"].unique() if qid not in query_texts]
     if missing:
@@ -411,9 +415,17 @@ def generate_teacher_run(
         "queries_per_second": round(len(todo) / generation_seconds, 4)
         if generation_seconds
         else None,
+        "windows_shortened_to_fit": sum(result.shortened_windows for result in ordered),
         "repairs": repairs.as_dict(),
     }
     LOGGER.info("repairs over %d queries, %s", len(queries), repairs.summary())
+    if stats["windows_shortened_to_fit"]:
+        LOGGER.warning(
+            "%d of %d windows had their passages cut below the word budget to fit context_size %d",
+            stats["windows_shortened_to_fit"],
+            repairs.windows,
+            settings.context_size,
+        )
     LOGGER.info(
         "generated %d queries in %.1f s (%s queries/s); %d resumed from %s",
         len(todo),

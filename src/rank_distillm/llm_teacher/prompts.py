@@ -143,11 +143,12 @@ def ideal_answer(window_length: int) -> str:
 
 @dataclass(frozen=True)
 class Prompt:
-    """One window's prompt: its text after the chat template, and its token ids."""
+    """One window's prompt: its text after the chat template, its token ids, and whether its
+    passages had to be cut below the word budget to fit the context."""
 
     text: str
     token_ids: list[int]
-    passage_words: int
+    shortened: bool
 
 
 class PromptBuilder:
@@ -189,7 +190,7 @@ class PromptBuilder:
     def build(self, query: str, passages: Sequence[str], answer_tokens: int) -> Prompt:
         """The prompt for one window, with passages shortened until prompt + answer fit."""
         length = len(passages)
-        words = self.passage_words or default_passage_words(length)
+        words = budget_words = self.passage_words or default_passage_words(length)
         budget = self.context_size - answer_tokens
         while True:
             messages = listwise_messages(self.prompt_format, query, passages, words)
@@ -199,7 +200,7 @@ class PromptBuilder:
             text = fix_text(text)
             ids = self.encode(text)
             if len(ids) <= budget:
-                return Prompt(text=text, token_ids=ids, passage_words=words)
+                return Prompt(text=text, token_ids=ids, shortened=words < budget_words)
             if words <= 1:
                 raise ValueError(
                     f"a {length}-passage prompt for the query {query!r} needs {len(ids)} tokens "
