@@ -524,7 +524,7 @@ def test_tiny_lm_end_to_end_and_resume_after_kill(
     finally:
         process.kill()
         process.wait()
-    finished_before = len(partial.read_text().splitlines()) - 1
+    finished_before = partial.read_text().count("\n") - 1  # complete lines after the header
     assert 1 <= finished_before < len(queries) and not out.exists()
 
     generator = TransformersGenerator(str(tiny_lm))
