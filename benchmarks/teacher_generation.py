@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rank_distillm.llm_teacher import GenerationSettings, generate_teacher_run  # noqa: E402
 from rank_distillm.llm_teacher.tiny_lm import TinyLMSettings, build_tiny_lm  # noqa: E402
 from rank_distillm.llm_teacher.window import window_spans  # noqa: E402
+from rank_distillm.texts import MappingTexts  # noqa: E402
 
 WORDS = [
     "the",
@@ -129,8 +130,7 @@ def main() -> None:
         started = time.perf_counter()
         stats = generate_teacher_run(
             tmp_path / "first-stage.run",
-            query_texts,
-            lambda ids: {i: docs[i] for i in ids},
+            MappingTexts(query_texts, docs),
             tmp_path / "teacher.run",
             settings,
         )

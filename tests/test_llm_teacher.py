@@ -30,6 +30,7 @@ from rank_distillm.llm_teacher.prompts import (
 )
 from rank_distillm.llm_teacher.tiny_lm import byte_tokenizer
 from rank_distillm.llm_teacher.window import apply_order, window_spans
+from rank_distillm.texts import MappingTexts
 
 REFERENCE = json.loads(
     (Path(__file__).parent / "data" / "rank_llm_reference.json").read_text(encoding="utf-8")
@@ -202,7 +203,7 @@ def test_settings_from_config_names_unknown_and_missing_keys() -> None:
 TOPICS = ["apple", "river", "piano", "comet", "tiger", "cedar"]
 
 
-def write_first_stage(path: Path, depth: int) -> tuple[dict[str, str], dict[str, str]]:
+def write_first_stage(path: Path, depth: int) -> MappingTexts:
     """Six queries with ``depth`` candidates each (``<q>-d<k>``); their texts."""
     lines, queries, docs = [], {}, {}
     for q, topic in enumerate(TOPICS, start=1):
@@ -212,7 +213,7 @@ def write_first_stage(path: Path, depth: int) -> tuple[dict[str, str], dict[str,
             docs[doc_id] = f"passage {k} on the {topic}, part {k % 3}"
             lines.append(f"q{q} Q0 {doc_id} {k} {100 - k} bm25\n")
     path.write_text("".join(lines))
-    return queries, docs
+    return MappingTexts(queries, docs)
 
 
 class ScriptedGenerator:
@@ -243,14 +244,13 @@ def reverse(length: int) -> str:
 def test_reversing_teacher_gives_the_hand_computed_run(tmp_path: Path, caplog) -> None:
     # 5 candidates a..e (d1..d5), window 3, stride 2: windows [2,5) then [0,3).
     # Reversing [2,5): d1 d2 d5 d4 d3; reversing [0,3): d5 d2 d1 d4 d3.
-    queries, docs = write_first_stage(tmp_path / "bm25.run", depth=5)
+    texts = write_first_stage(tmp_path / "bm25.run", depth=5)
     settings = GenerationSettings(model="scripted", window=3, stride=2, depth=5, batch_size=4)
     generator = ScriptedGenerator(reverse)
     with caplog.at_level(logging.INFO, logger="rank_distillm"):
         stats = generate_teacher_run(
             tmp_path / "bm25.run",
-            queries,
-            lambda ids: {i: docs[i] for i in ids},
+            texts,
             tmp_path / "teacher.run",
             settings,
             num_queries=None,
@@ -276,14 +276,13 @@ def test_reversing_teacher_gives_the_hand_computed_run(tmp_path: Path, caplog) -
 
 
 def test_repairs_are_counted_in_stats_and_log(tmp_path: Path, caplog) -> None:
-    queries, docs = write_first_stage(tmp_path / "bm25.run", depth=3)
+    texts = write_first_stage(tmp_path / "bm25.run", depth=3)
     settings = GenerationSettings(model="scripted", window=3, stride=2, depth=3)
     generator = ScriptedGenerator(lambda length: "[3] > [3] > [7]")
     with caplog.at_level(logging.INFO, logger="rank_distillm"):
         stats = generate_teacher_run(
             tmp_path / "bm25.run",
-            queries,
-            lambda ids: {i: docs[i] for i in ids},
+            texts,
             tmp_path / "teacher.run",
             settings,
             num_queries=4,
@@ -312,15 +311,29 @@ def test_repairs_are_counted_in_stats_and_log(tmp_path: Path, caplog) -> None:
     assert "4 with missing ids (8 appended in previous order)" in caplog.text
 
 
+def test_candidates_read_in_chunks_are_the_sampled_top_depth(tmp_path: Path) -> None:
+    from rank_distillm.llm_teacher.generate import select_candidates
+    from rank_distillm.training_tables import sample_query_ids
+
+    texts = write_first_stage(tmp_path / "bm25.run", depth=5)
+    whole = select_candidates(tmp_path / "bm25.run", texts, 3, num_queries=4, seed=7)
+    # Chunks of 4 lines split every query of 5 lines; the result must not change.
+    chunked = select_candidates(tmp_path / "bm25.run", texts, 3, 4, 7, chunk_lines=4)
+    assert chunked == whole
+    sampled = sample_query_ids([f"q{q}" for q in range(1, 7)], 4, 7)
+    assert [query.query_id for query in whole] == sorted(sampled, key=lambda q: int(q[1:]))
+    assert whole[0].doc_ids == tuple(f"{whole[0].query_id}-d{k}" for k in (1, 2, 3))
+    assert whole[0].text == texts.queries[whole[0].query_id]
+
+
 def test_windows_cut_to_fit_the_context_are_counted(tmp_path: Path, caplog) -> None:
-    queries, docs = write_first_stage(tmp_path / "bm25.run", depth=3)
-    docs = {doc_id: text + " and more" * 40 for doc_id, text in docs.items()}
+    texts = write_first_stage(tmp_path / "bm25.run", depth=3)
+    texts.docs = {doc_id: text + " and more" * 40 for doc_id, text in texts.docs.items()}
     settings = GenerationSettings(model="scripted", window=3, stride=2, depth=3, context_size=900)
     with caplog.at_level(logging.INFO, logger="rank_distillm"):
         stats = generate_teacher_run(
             tmp_path / "bm25.run",
-            queries,
-            lambda ids: {i: docs[i] for i in ids},
+            texts,
             tmp_path / "teacher.run",
             settings,
             generator=ScriptedGenerator(reverse),
@@ -330,22 +343,24 @@ def test_windows_cut_to_fit_the_context_are_counted(tmp_path: Path, caplog) -> N
 
 
 def test_missing_texts_are_errors(tmp_path: Path) -> None:
-    queries, docs = write_first_stage(tmp_path / "bm25.run", depth=3)
+    texts = write_first_stage(tmp_path / "bm25.run", depth=3)
     settings = GenerationSettings(model="scripted", window=3, stride=2, depth=3)
-    with pytest.raises(KeyError, match="1 queries of the first-stage run have no text"):
+    without_query = MappingTexts({k: v for k, v in texts.queries.items() if k != "q2"}, texts.docs)
+    with pytest.raises(KeyError, match="1 query ids have no text"):
         generate_teacher_run(
             tmp_path / "bm25.run",
-            {k: v for k, v in queries.items() if k != "q2"},
-            lambda ids: docs,
+            without_query,
             tmp_path / "teacher.run",
             settings,
             generator=ScriptedGenerator(reverse),
         )
-    with pytest.raises(KeyError, match="1 passages of .*bm25.run have no text"):
+    without_passage = MappingTexts(
+        texts.queries, {k: v for k, v in texts.docs.items() if k != "q1-d2"}
+    )
+    with pytest.raises(KeyError, match=r"1 passage ids have no text \(first: \['q1-d2'\]\)"):
         generate_teacher_run(
             tmp_path / "bm25.run",
-            queries,
-            lambda ids: {i: docs[i] for i in ids if i != "q1-d2"},
+            without_passage,
             tmp_path / "teacher2.run",
             settings,
             generator=ScriptedGenerator(reverse),
@@ -353,13 +368,12 @@ def test_missing_texts_are_errors(tmp_path: Path) -> None:
 
 
 def test_resume_after_a_crash_redoes_nothing(tmp_path: Path, caplog) -> None:
-    queries, docs = write_first_stage(tmp_path / "bm25.run", depth=5)
+    texts = write_first_stage(tmp_path / "bm25.run", depth=5)
     settings = GenerationSettings(model="scripted", window=3, stride=2, depth=5, batch_size=2)
 
     def run(out: Path, generator: ScriptedGenerator) -> dict:
-        texts = lambda ids: {i: docs[i] for i in ids}  # noqa: E731
         return generate_teacher_run(
-            tmp_path / "bm25.run", queries, texts, out, settings, generator=generator
+            tmp_path / "bm25.run", texts, out, settings, generator=generator
         )
 
     uninterrupted = tmp_path / "straight" / "teacher.run"
@@ -388,13 +402,11 @@ def test_resume_after_a_crash_redoes_nothing(tmp_path: Path, caplog) -> None:
 
 
 def test_partial_file_from_other_settings_is_refused(tmp_path: Path) -> None:
-    queries, docs = write_first_stage(tmp_path / "bm25.run", depth=5)
+    texts = write_first_stage(tmp_path / "bm25.run", depth=5)
     settings = GenerationSettings(model="scripted", window=3, stride=2, depth=5, batch_size=2)
-    texts = lambda ids: {i: docs[i] for i in ids}  # noqa: E731
     with pytest.raises(RuntimeError):
         generate_teacher_run(
             tmp_path / "bm25.run",
-            queries,
             texts,
             tmp_path / "teacher.run",
             settings,
@@ -404,7 +416,6 @@ def test_partial_file_from_other_settings_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"other settings or candidates .*delete the file"):
         generate_teacher_run(
             tmp_path / "bm25.run",
-            queries,
             texts,
             tmp_path / "teacher.run",
             other,
@@ -443,6 +454,7 @@ KILL_SCRIPT = textwrap.dedent(
     import torch
     from rank_distillm.llm_teacher.backends import TransformersGenerator
     from rank_distillm.llm_teacher.generate import GenerationSettings, generate_teacher_run
+    from rank_distillm.texts import MappingTexts
 
     torch.set_num_threads(1)
     data = json.loads(Path(sys.argv[1]).read_text())
@@ -456,7 +468,7 @@ KILL_SCRIPT = textwrap.dedent(
 
     settings = GenerationSettings(**data["settings"])
     generate_teacher_run(
-        Path(data["first_stage"]), data["queries"], lambda ids: {i: data["docs"][i] for i in ids},
+        Path(data["first_stage"]), MappingTexts(data["queries"], data["docs"]),
         Path(data["out"]), settings, generator=Slow(settings.model),
     )
     """
@@ -471,17 +483,16 @@ def test_tiny_lm_end_to_end_and_resume_after_kill(
     was never interrupted."""
     from rank_distillm.llm_teacher.backends import TransformersGenerator
 
-    queries, docs = write_first_stage(tmp_path / "bm25.run", depth=12)
+    texts = write_first_stage(tmp_path / "bm25.run", depth=12)
     settings = GenerationSettings(
         model=str(tiny_lm), window=6, stride=3, depth=12, batch_size=1, context_size=2048
     )
-    texts = lambda ids: {i: docs[i] for i in ids}  # noqa: E731
 
     straight = tmp_path / "straight.run"
     with caplog.at_level(logging.INFO, logger="rank_distillm"):
-        stats = generate_teacher_run(tmp_path / "bm25.run", queries, texts, straight, settings)
+        stats = generate_teacher_run(tmp_path / "bm25.run", texts, straight, settings)
     run = trec_io.read_run(straight)
-    assert run["query_id"].unique().tolist() == list(queries)
+    assert run["query_id"].unique().tolist() == list(texts.queries)
     for query_id, group in run.groupby("query_id", sort=False):
         assert sorted(group["doc_id"]) == sorted(f"{query_id}-d{k}" for k in range(1, 13))
         assert group["rank"].tolist() == list(range(1, 13))
@@ -500,8 +511,8 @@ def test_tiny_lm_end_to_end_and_resume_after_kill(
             {
                 "settings": asdict(settings),
                 "first_stage": str(tmp_path / "bm25.run"),
-                "queries": queries,
-                "docs": docs,
+                "queries": texts.queries,
+                "docs": texts.docs,
                 "out": str(out),
             }
         )
@@ -525,7 +536,7 @@ def test_tiny_lm_end_to_end_and_resume_after_kill(
         process.kill()
         process.wait()
     finished_before = partial.read_text().count("\n") - 1  # complete lines after the header
-    assert 1 <= finished_before < len(queries) and not out.exists()
+    assert 1 <= finished_before < len(texts.queries) and not out.exists()
 
     generator = TransformersGenerator(str(tiny_lm))
     calls: list[int] = []
@@ -536,10 +547,8 @@ def test_tiny_lm_end_to_end_and_resume_after_kill(
         return original(prompts, sampling)
 
     generator.generate = counting  # type: ignore[method-assign]
-    resumed = generate_teacher_run(
-        tmp_path / "bm25.run", queries, texts, out, settings, generator=generator
-    )
+    resumed = generate_teacher_run(tmp_path / "bm25.run", texts, out, settings, generator=generator)
     assert resumed["resumed_queries"] == finished_before
-    assert sum(calls) == 3 * (len(queries) - finished_before)  # three windows per query left
+    assert sum(calls) == 3 * (len(texts.queries) - finished_before)  # three windows per query left
     assert out.read_text() == straight.read_text()
     assert resumed["repairs"] == stats["repairs"]

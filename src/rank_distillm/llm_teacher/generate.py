@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,10 @@ from rank_distillm.llm_teacher.backends import BACKENDS, DTYPES, Generator, Samp
 from rank_distillm.llm_teacher.parsing import RepairCounts, parse_permutation
 from rank_distillm.llm_teacher.prompts import PROMPT_FORMATS, PromptBuilder
 from rank_distillm.llm_teacher.window import apply_order, window_spans
-from rank_distillm.training_tables import sample_queries
+from rank_distillm.texts import TextLookup
+from rank_distillm.training_tables import sample_query_ids
 
 LOGGER = logging.getLogger(__name__)
-
-DocTexts = Callable[[list[str]], Mapping[str, str]]
 
 # Settings that change neither which passages are ranked nor how: a partial file made with
 # other values of these is still valid.
@@ -293,22 +292,28 @@ class PartialRun:
 
 
 def select_candidates(
-    first_stage: pd.DataFrame,
-    query_texts: Mapping[str, str],
+    first_stage_run: Path,
+    texts: TextLookup,
     depth: int,
     num_queries: int | None,
     seed: int,
+    chunk_lines: int = 2_000_000,
 ) -> list[QueryCandidates]:
     """The first-stage top ``depth`` of ``num_queries`` queries sampled with ``seed`` (the
-    sampling of ``training_tables.sample_queries``), in the run's query order."""
-    run = trec_io.truncate_run(sample_queries(first_stage, num_queries, seed), depth)
-    missing = [qid for qid in run["query_id"].unique() if qid not in query_texts]
-    if missing:
-        raise KeyError(
-            f"{len(missing)} queries of the first-stage run have no text (first: {missing[:5]})"
-        )
-    grouped = run.groupby("query_id", sort=False)["doc_id"]
-    return [QueryCandidates(str(qid), query_texts[qid], tuple(doc_ids)) for qid, doc_ids in grouped]
+    teacher table's own sampling, ``training_tables.sample_query_ids``), in the run's query
+    order. The run is read in chunks, so multi-GB training runs fit in memory."""
+    keep = sample_query_ids(trec_io.run_query_ids(first_stage_run), num_queries, seed)
+    candidates: dict[str, tuple[str, ...]] = {}
+    for chunk in trec_io.iter_run_chunks(first_stage_run, chunk_lines):
+        chunk = trec_io.truncate_run(chunk[chunk["query_id"].isin(keep)], depth)
+        for query_id, doc_ids in chunk.groupby("query_id", sort=False)["doc_id"]:
+            candidates[str(query_id)] = tuple(doc_ids)
+    query_ids = list(candidates)
+    query_texts = texts.query_texts(query_ids)
+    return [
+        QueryCandidates(query_id, text, candidates[query_id])
+        for query_id, text in zip(query_ids, query_texts, strict=True)
+    ]
 
 
 def teacher_frame(results: Sequence[QueryResult], depth: int) -> pd.DataFrame:
@@ -323,8 +328,7 @@ def teacher_frame(results: Sequence[QueryResult], depth: int) -> pd.DataFrame:
 
 def generate_teacher_run(
     first_stage_run: Path,
-    query_texts: Mapping[str, str],
-    doc_texts: DocTexts,
+    texts: TextLookup,
     out_run: Path,
     settings: GenerationSettings,
     num_queries: int | None = None,
@@ -336,18 +340,18 @@ def generate_teacher_run(
     """Re-rank the first-stage top ``settings.depth`` of ``num_queries`` sampled queries
     (all if None) with the LLM, write the teacher run to ``out_run``; return statistics.
 
-    ``doc_texts`` looks passage texts up in bulk (one call per block). The partial file
-    ``<state_dir or out_run's folder>/<out_run name>.partial.jsonl`` lets a killed job
-    resume; it is removed once the run is written. ``generator`` replaces the model named
-    in ``settings`` (tests, or a model already loaded).
+    ``texts`` gives query texts once and passage texts in bulk, one call per block
+    (``texts.DatasetTexts`` for an ir_datasets dataset, ``texts.MappingTexts`` for
+    mappings). The partial file ``<state_dir or out_run's folder>/<out_run
+    name>.partial.jsonl`` lets a killed job resume; it is removed once the run is written.
+    ``generator`` replaces the model named in ``settings`` (tests, or a model already
+    loaded).
     """
     from rank_distillm.llm_teacher.backends import load_generator
 
     started = time.perf_counter()
     out_run = Path(out_run)
-    queries = select_candidates(
-        trec_io.read_run(first_stage_run), query_texts, settings.depth, num_queries, settings.seed
-    )
+    queries = select_candidates(first_stage_run, texts, settings.depth, num_queries, settings.seed)
     partial_path = Path(state_dir or out_run.parent) / f"{out_run.name}.partial.jsonl"
     header = {"settings": settings.fingerprint(), "candidates": candidates_digest(queries)}
     partial = PartialRun(partial_path, header)
@@ -382,14 +386,8 @@ def generate_teacher_run(
             for begin in range(0, len(todo), settings.batch_size):
                 block = todo[begin : begin + settings.batch_size]
                 wanted = sorted({doc_id for query in block for doc_id in query.doc_ids})
-                texts = doc_texts(wanted)
-                lacking = [doc_id for doc_id in wanted if doc_id not in texts]
-                if lacking:
-                    raise KeyError(
-                        f"{len(lacking)} passages of {first_stage_run} have no text "
-                        f"(first: {lacking[:5]})"
-                    )
-                results = rerank_block(block, texts, generator, builder, settings)
+                passages = dict(zip(wanted, texts.doc_texts(wanted), strict=True))
+                results = rerank_block(block, passages, generator, builder, settings)
                 partial.append(results)
                 done.update((result.query_id, result) for result in results)
                 bar.update(len(block))
