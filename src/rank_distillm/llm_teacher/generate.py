@@ -40,8 +40,9 @@ _NOT_FINGERPRINTED = ("batch_size", "backend", "dtype")
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Config key ``teachers.<name>.generate`` (without ``num_queries``, which the caller
-    applies per query set). Defaults are the paper's and rank_llm's."""
+    """Config key ``teachers.<name>.generate``. The number of queries is not here: it is the
+    teacher's ``queries`` for the training run and all queries for an evaluation set, so
+    the caller passes it. Defaults are the paper's and rank_llm's."""
 
     model: str
     prompt_format: str = "rank_zephyr"
