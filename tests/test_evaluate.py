@@ -14,8 +14,6 @@ from rank_distillm.evaluate import (
     aggregate,
     atomic_output,
     evaluate_run,
-    holm_correction,
-    paired_t_test,
     read_per_query,
     write_per_query,
 )
@@ -90,7 +88,9 @@ def as_dict(per_query: pd.DataFrame) -> dict[tuple[str, str], float]:
 def test_evaluate_run_hand_computed(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="rank_distillm.evaluate"):
         result = evaluate_run(RUN, QRELS)
-    assert list(result.columns) == ["query_id", "measure", "value"]
+    assert list(result.columns) == ["query_id", "measure", "value", "in_run"]
+    in_run = result.drop_duplicates("query_id").set_index("query_id")["in_run"]
+    assert in_run.to_dict() == {"q1": 1, "q2": 1, "q3": 0}  # q3 was filled with 0
     got = as_dict(result)
     assert set(got) == set(EXPECTED)  # q4 dropped, q3 filled
     for key, value in EXPECTED.items():
@@ -124,7 +124,9 @@ def test_integer_ids_become_strings() -> None:
     run = pd.DataFrame({"query_id": [1], "doc_id": [10], "rank": [1], "score": [0.0]})
     qrels = pd.DataFrame({"query_id": [1], "doc_id": [10], "relevance": [2]})
     result = evaluate_run(run, qrels, measures=["nDCG@10"])
-    assert result.to_dict("records") == [{"query_id": "1", "measure": "nDCG@10", "value": 1.0}]
+    assert result.to_dict("records") == [
+        {"query_id": "1", "measure": "nDCG@10", "value": 1.0, "in_run": 1}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -164,6 +166,23 @@ def test_per_query_roundtrip(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(back, df)
 
 
+def test_per_query_in_run_roundtrip_and_old_files(tmp_path: Path) -> None:
+    result = evaluate_run(RUN, QRELS, measures=["nDCG@10"])
+    path = tmp_path / "metrics.tsv"
+    write_per_query(result, path)
+    assert path.read_text().splitlines()[0] == "query_id\tmeasure\tvalue\tin_run"
+    back = read_per_query(path)
+    assert back.set_index("query_id")["in_run"].to_dict() == {"q1": True, "q2": True, "q3": False}
+    # A file from before the column existed still reads (without it).
+    old = tmp_path / "old.tsv"
+    old.write_text("query_id\tmeasure\tvalue\nq1\tnDCG@10\t0.5\n")
+    assert list(read_per_query(old).columns) == ["query_id", "measure", "value"]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("query_id\tmeasure\tvalue\tin_run\nq1\tnDCG@10\t0.5\t1\nq2\tnDCG@10\t0\tyes\n")
+    with pytest.raises(ValueError, match="bad.tsv:3: in_run must be 0 or 1"):
+        read_per_query(bad)
+
+
 def test_atomic_output_keeps_old_file_on_error(tmp_path: Path) -> None:
     path = tmp_path / "out.txt"
     path.write_text("old")
@@ -172,31 +191,6 @@ def test_atomic_output_keeps_old_file_on_error(tmp_path: Path) -> None:
         raise RuntimeError("boom")
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.txt"]
-
-
-def test_paired_t_test_hand_examples() -> None:
-    # n = 2, d = (1, 3): mean 2, sd sqrt(2), t = 2 / (sqrt(2) / sqrt(2)) = 2, df = 1 (Cauchy):
-    # p = 1 - (2 / pi) * atan(2).
-    a = pd.Series([1.0, 3.0], index=["q1", "q2"])
-    b = pd.Series([0.0, 0.0], index=["q1", "q2"])
-    assert paired_t_test(a, b) == pytest.approx(1 - 2 / math.pi * math.atan(2))
-    # n = 3, d = (1, 2, 3): mean 2, sd 1, t = 2 * sqrt(3), df = 2: p = 1 - t / sqrt(2 + t^2).
-    # b is given in another order: alignment is by index.
-    a = pd.Series([1.5, 2.5, 3.5], index=["x", "y", "z"])
-    b = pd.Series([0.5, 0.5, 0.5], index=["z", "x", "y"])
-    t = 2 * math.sqrt(3)
-    assert paired_t_test(a, b) == pytest.approx(1 - t / math.sqrt(2 + t**2))
-    assert paired_t_test(a, a) == 1.0
-    with pytest.raises(ValueError, match="query sets differ"):
-        paired_t_test(a, b.rename({"z": "w"}))
-
-
-def test_holm_correction_hand_example() -> None:
-    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> max(0.06, 0.04).
-    got = holm_correction([0.01, 0.04, 0.03, 0.005])
-    assert got == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert holm_correction([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
-    assert holm_correction([]) == []
 
 
 def read_trec_run(path: Path) -> pd.DataFrame:
