@@ -1,8 +1,10 @@
-"""The model-zoo table (Markdown + CSV) and bar chart, with the paper's figures beside.
+"""The model-zoo table (Markdown, CSV, LaTeX, HTML) and bar chart, with significance
+markers and the paper's figures beside.
 
 A table cell is one system's run of one first stage's candidates on one evaluation set:
 the columns are (first stage, evaluation set) pairs, plus the mean over each first
-stage's evaluation sets (the paper's "TREC DL 19/20" figure).
+stage's evaluation sets (the paper's "TREC DL 19/20" figure). Each row is tested against
+a baseline row per evaluation set (``rank_distillm.significance``).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
+from rank_distillm import significance, table_formats
 from rank_distillm.evaluate import DEFAULT_MEASURES, display_name
-from rank_distillm.io import atomic_output, require_columns
+from rank_distillm.io import atomic_output, atomic_write_text, require_columns
+from rank_distillm.report_plots import bar_chart, save_png
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ def model_zoo_table(
     primary: str = "nDCG@10",
     measures: Sequence[str] = DEFAULT_MEASURES,
     references: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    tests: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per table row (index: its label, first-appearance order) with mean values.
 
@@ -71,7 +75,9 @@ def model_zoo_table(
     column is the mean of the per-set means (NaN if a set is missing); ``queries <column>``
     (queries evaluated, primary measure); and, where ``references`` (row key -> first
     stage -> set or "mean" -> value) has the primary measure, ``paper <column>`` and
-    ``diff <column>`` (reproduced - paper).
+    ``diff <column>`` (reproduced - paper). ``tests`` (from :func:`significance_tests`)
+    add ``sig <measure> <column>`` (the marker) and ``p <measure> <column>`` (the
+    Holm-adjusted p-value) per evaluation-set column.
     """
     require_columns(metrics, METRICS_COLUMNS, "metrics frame")
     measures = [primary, *(m for m in measures if m != primary)]
@@ -120,9 +126,39 @@ def model_zoo_table(
             logger.warning(
                 "rows were evaluated on different query counts for %s: %s", column.label, present
             )
+    if tests is not None:
+        _add_tests(table, rows, columns, tests, measures)
     if references:
         _add_references(table, rows, columns, references, display_name(primary))
     return table
+
+
+def _add_tests(
+    table: pd.DataFrame,
+    rows: list[tuple[str, str]],
+    columns: list[Column],
+    tests: pd.DataFrame,
+    measures: Sequence[str],
+) -> None:
+    by_cell = tests.set_index(["row", "first_stage", "dataset", "measure"])
+    for measure in measures:
+        name = display_name(measure)
+        for column in (c for c in columns if c.dataset != MEAN):
+            keys = [(row, column.first_stage, column.dataset, measure) for row, _ in rows]
+            found = [by_cell.loc[key] if key in by_cell.index else None for key in keys]
+            table[f"sig {name} {column.label}"] = [
+                "" if test is None else test["marker"] for test in found
+            ]
+            table[f"p {name} {column.label}"] = [
+                math.nan if test is None else test["p_holm"] for test in found
+            ]
+
+
+def significance_tests(metrics: pd.DataFrame, settings: significance.Settings) -> pd.DataFrame:
+    """Every row against the baseline row, per (first stage, evaluation set) and measure
+    (see ``significance.paired_tests``); ``metrics`` as restricted by the query rule."""
+    require_columns(metrics, METRICS_COLUMNS, "metrics frame")
+    return significance.paired_tests(metrics, settings, cell=("first_stage", "dataset"))
 
 
 def _reference(
@@ -162,102 +198,68 @@ def _add_references(
         table[f"diff {name} {column.label}"] = reproduced.to_numpy() - values
 
 
-def _fmt(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.3f}"
+@dataclass(frozen=True)
+class Outputs:
+    """Where :func:`write_model_zoo` writes: ``md``, ``csv``, ``tex``, ``html``, ``png`` and
+    ``tests`` (every test, one per line)."""
+
+    md: PathLike
+    csv: PathLike
+    tex: PathLike
+    html: PathLike
+    png: PathLike
+    tests: PathLike
 
 
-def _signed(value: float) -> str:
-    return f"{value:+.3f}".replace("-", "−")
-
-
-def _markdown(
+def display_table(
     table: pd.DataFrame,
-    columns: list[str],
+    column_labels: Sequence[str],
     name: str,
     title: str,
     notes: Sequence[str],
-    csv_name: str,
-    measures: Sequence[str],
-) -> str:
-    lines = [f"# {title}", ""]
-    lines.append("| System | " + " | ".join(c.removeprefix(f"{name} ") for c in columns) + " |")
-    lines.append("|---|" + "---:|" * len(columns))
-    best = {}
-    for col in columns:
-        rounded = table[col].round(3)
-        best[col] = rounded.max() if rounded.notna().any() else math.nan
-    has_reference = False
-    for system, row in table.iterrows():
-        cells = []
-        for col in columns:
-            value = row[col]
-            text = _fmt(value)
-            if not math.isnan(value) and round(value, 3) == best[col]:
-                text = f"**{text}**"
-            paper = row.get(f"paper {col}", math.nan)
-            if not math.isnan(paper):
-                has_reference = True
-                diff = "" if math.isnan(value) else f"; {_signed(round(value, 3) - paper)}"
-                text = f"{text} ({paper:.3f}{diff})"
-            cells.append(text)
-        label = str(system).replace("|", "\\|")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append("")
-    extra = [f"Cells: {name}; the best value per column in bold."]
-    if has_reference:
-        extra.append(
-            "In parentheses: the paper's figure and the difference (reproduced − paper); "
-            "– marks a cell this run did not produce."
-        )
-    extra.append(
+) -> table_formats.DisplayTable:
+    """The primary measure's cells of ``table`` (from :func:`model_zoo_table`) as shown."""
+    keys = [f"{name} {label}" for label in column_labels]
+    markers = [
+        [str(row.get(f"sig {key}", "") or "") for key in keys] for _, row in table.iterrows()
+    ]
+    references = np.array(
+        [[row.get(f"paper {key}", math.nan) for key in keys] for _, row in table.iterrows()],
+        dtype=float,
+    ).reshape(len(table), len(keys))
+    return table_formats.DisplayTable(
+        title=title,
+        rows=[str(label) for label in table.index],
+        columns=list(column_labels),
+        values=table[keys].to_numpy(dtype=float).reshape(len(table), len(keys)),
+        markers=markers,
+        references=references if np.isfinite(references).any() else None,
+        notes=list(notes),
+        measure=name,
+    )
+
+
+def _table_notes(
+    tests: pd.DataFrame | None,
+    settings: significance.Settings | None,
+    baseline_label: str,
+    name: str,
+    notes: Sequence[str],
+) -> list[str]:
+    found = [f"Cells: {name}; the best value per column in bold."]
+    if tests is not None and settings is not None:
+        compared = sorted(set(tests.groupby(["first_stage", "dataset", "measure"]).size()))
+        found.append(significance.describe(settings, baseline_label, compared, name))
+        found.append(significance.describe_rule(settings.rule))
+    found.append(
         "mean: arithmetic mean of the per-set means of one first stage (not pooled over queries)."
     )
-    lines += [f"- {note}" for note in [*extra, *notes]]
-    lines.append("")
-    names = ", ".join(display_name(m) for m in measures)
-    lines.append(
-        f"All measures ({names}) per column, the query counts and the paper's figures "
-        f"are in `{csv_name}`."
-    )
-    return "\n".join(lines) + "\n"
-
-
-def _bar_chart(table: pd.DataFrame, columns: list[str], title: str, xlabel: str) -> Figure:
-    systems = list(table.index)
-    n_groups = len(columns)
-    height = 0.8 / n_groups
-    fig = Figure(figsize=(8, 1.0 + 0.3 * n_groups * len(systems) + 0.3 * len(systems)))
-    ax = fig.add_subplot()
-    y = np.arange(len(systems))
-    for i, col in enumerate(columns):
-        values = table[col].to_numpy(dtype=float)
-        bars = ax.barh(
-            y + (i - (n_groups - 1) / 2) * height,
-            values,
-            height,
-            label=col.removeprefix(f"{xlabel} "),
-        )
-        labels = ["" if math.isnan(v) else _fmt(v) for v in values]
-        ax.bar_label(bars, labels=labels, padding=2, fontsize=8)
-    shown = table[columns].to_numpy(dtype=float)
-    top = float(np.nanmax(shown)) if np.isfinite(shown).any() else 1.0
-    ax.set_xlim(0, max(top, 1e-9) * 1.15)
-    ax.set_yticks(y, [str(s) for s in systems])
-    ax.invert_yaxis()  # first system on top, as in the table
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("System")
-    ax.set_title(title)
-    ax.legend(
-        loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=min(n_groups, 4), frameon=False
-    )
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_axisbelow(True)
-    return fig
+    return [*found, *notes]
 
 
 def write_model_zoo(
     metrics: pd.DataFrame,
-    outputs: Mapping[str, PathLike],
+    outputs: Outputs,
     first_stages: Mapping[str, str],
     evaluation: Mapping[str, str],
     title: str,
@@ -266,19 +268,47 @@ def write_model_zoo(
     references: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
     primary: str = "nDCG@10",
     measures: Sequence[str] = DEFAULT_MEASURES,
+    settings: significance.Settings | None = None,
+    latex_label: str = "tab:model-zoo",
 ) -> pd.DataFrame:
-    """Write the model zoo as CSV (all measures), Markdown and PNG (primary measure);
-    ``outputs`` maps ``md``, ``csv`` and ``png`` to paths. Each file is written atomically."""
-    table = model_zoo_table(metrics, first_stages, evaluation, primary, measures, references)
-    name = display_name(primary)
-    columns = [f"{name} {c.label}" for c in columns_of(metrics, first_stages, evaluation)]
+    """Write the model zoo: CSV (all measures, markers and Holm-adjusted p-values), the
+    tests (one per line), and Markdown, LaTeX, HTML and PNG (primary measure). With
+    ``settings``, the query rule restricts the queries of means and tests, and every row
+    is tested against ``settings.baseline``. Each file is written atomically."""
     ordered = [primary, *(m for m in measures if m != primary)]
-    with atomic_output(outputs["csv"]) as tmp:
-        table.to_csv(tmp, float_format="%.4f")
-    with atomic_output(outputs["md"]) as tmp:
-        text = _markdown(table, columns, name, title, notes, Path(outputs["csv"]).name, ordered)
-        tmp.write_text(text, encoding="utf-8")
-    fig = _bar_chart(table, columns, title, name)
-    with atomic_output(outputs["png"]) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    tests = None
+    baseline_label = ""
+    if settings is not None:
+        metrics = significance.restrict_queries(metrics, settings.rule, ("first_stage", "dataset"))
+        tests = significance_tests(metrics, settings)
+        labels = metrics.drop_duplicates("row").set_index("row")["system"]
+        baseline_label = str(labels.get(settings.baseline, settings.baseline))
+    table = model_zoo_table(metrics, first_stages, evaluation, primary, ordered, references, tests)
+    name = display_name(primary)
+    column_labels = [c.label for c in columns_of(metrics, first_stages, evaluation)]
+    notes = _table_notes(tests, settings, baseline_label, name, notes)
+    shown = display_table(table, column_labels, name, title, notes)
+    footer = [
+        f"All measures ({', '.join(display_name(m) for m in ordered)}) per column, the query "
+        f"counts, the markers and Holm-adjusted p-values (`p ...`) are in "
+        f"`{Path(outputs.csv).name}`; every test (t, p, queries) is in "
+        f"`{Path(outputs.tests).name}`."
+    ]
+    with atomic_output(outputs.csv) as tmp:
+        table.to_csv(tmp, float_format="%.6g")
+    with atomic_output(outputs.tests) as tmp:
+        _tests_frame(tests, metrics).to_csv(tmp, index=False, float_format="%.6g")
+    atomic_write_text(outputs.md, table_formats.markdown(shown, footer))
+    atomic_write_text(outputs.tex, table_formats.latex(shown, latex_label))
+    atomic_write_text(outputs.html, table_formats.html_page(shown, footer))
+    save_png(bar_chart(shown), outputs.png)
     return table
+
+
+def _tests_frame(tests: pd.DataFrame | None, metrics: pd.DataFrame) -> pd.DataFrame:
+    """The tests with the rows' labels, for the tests file (empty without settings)."""
+    columns = ["first_stage", "dataset", *significance.TEST_COLUMNS]
+    if tests is None or tests.empty:
+        return pd.DataFrame(columns=columns)
+    labels = metrics.drop_duplicates("row").set_index("row")["system"]
+    return tests.assign(system=tests["row"].map(labels))[[*columns[:3], "system", *columns[3:]]]
