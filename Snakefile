@@ -24,7 +24,10 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
+report: "workflow/report/workflow.rst"
+
+
 rule all:
     input:
-        EXP.zoo_outputs().values(),
+        REPORT.targets(),
     default_target: True

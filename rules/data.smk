@@ -13,6 +13,8 @@ if EXP.demo:
             scoreddocs=demo_scoreddocs(),
         log:
             EXP.log("data", EXP.demo["name"]),
+        benchmark:
+            EXP.benchmark("data", EXP.demo["name"])
         conda:
             "../envs/pipeline.yaml"
         script:
@@ -32,6 +34,8 @@ rule docstore:
         runtime=240,
     log:
         EXP.log("data", "docstore-{corpus}"),
+    benchmark:
+        EXP.benchmark("data", "docstore-{corpus}")
     conda:
         "../envs/pipeline.yaml"
     script:

@@ -16,6 +16,8 @@ if DOWNLOADS:
         retries: 2
         log:
             "resources/logs/{file}.log",
+        benchmark:
+            "resources/benchmarks/{file}.tsv"
         conda:
             "../envs/pipeline.yaml"
         script:

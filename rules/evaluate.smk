@@ -14,6 +14,8 @@ rule evaluate:
         relevance_level=lambda wildcards: EXP.evaluation[wildcards.split].relevance_level,
     log:
         EXP.log("evaluate", "{split}", "{first_stage}", "{system}"),
+    benchmark:
+        EXP.benchmark("evaluate", "{split}", "{first_stage}", "{system}")
     conda:
         "../envs/pipeline.yaml"
     script:

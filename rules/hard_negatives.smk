@@ -20,6 +20,8 @@ rule hard_negative_table:
         runtime=240,
     log:
         EXP.log("hard-negatives", "{first_stage}"),
+    benchmark:
+        EXP.benchmark("hard-negatives", "{first_stage}")
     conda:
         "../envs/pipeline.yaml"
     script:

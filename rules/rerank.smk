@@ -21,6 +21,8 @@ rule rerank:
         runtime=60,
     log:
         EXP.log("rerank", "{split}", "{first_stage}", "{reranker}"),
+    benchmark:
+        EXP.benchmark("rerank", "{split}", "{first_stage}", "{reranker}")
     conda:
         "../envs/pipeline.yaml"
     script:

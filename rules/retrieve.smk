@@ -15,6 +15,8 @@ rule bm25_index:
         runtime=240,
     log:
         EXP.log("retrieve", "index-{corpus}"),
+    benchmark:
+        EXP.benchmark("retrieve", "index-{corpus}")
     conda:
         "../envs/pipeline.yaml"
     script:
@@ -37,6 +39,8 @@ rule bm25_run:
         runtime=240,
     log:
         EXP.log("retrieve", "{split}", "{bm25_stage}"),
+    benchmark:
+        EXP.benchmark("retrieve", "{split}", "{bm25_stage}")
     conda:
         "../envs/pipeline.yaml"
     script:

@@ -20,6 +20,8 @@ rule simulated_teacher_run:
         seed=lambda wildcards: EXP.teachers[wildcards.simulated].seed,
     log:
         EXP.log("teacher", "{split}", "{first_stage}", "{simulated}"),
+    benchmark:
+        EXP.benchmark("teacher", "{split}", "{first_stage}", "{simulated}")
     conda:
         "../envs/pipeline.yaml"
     script:
@@ -46,6 +48,8 @@ rule teacher_table:
         runtime=120,
     log:
         EXP.log("teacher", "table-{teacher}.{queries}x{depth}"),
+    benchmark:
+        EXP.benchmark("teacher", "table-{teacher}.{queries}x{depth}")
     conda:
         "../envs/pipeline.yaml"
     script:

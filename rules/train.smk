@@ -12,6 +12,8 @@ rule tiny_backbone:
         settings=lambda wildcards: EXP.backbones[wildcards.backbone].tiny,
     log:
         EXP.log("train", "backbone-{backbone}"),
+    benchmark:
+        EXP.benchmark("train", "backbone-{backbone}")
     conda:
         "../envs/pipeline.yaml"
     script:
@@ -39,6 +41,8 @@ rule train_model:
         runtime=lambda wildcards: EXP.train_runtime_minutes(wildcards.model),
     log:
         EXP.log("train", "{model}"),
+    benchmark:
+        EXP.benchmark("train", "{model}")
     conda:
         "../envs/pipeline.yaml"
     script:

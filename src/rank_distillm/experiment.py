@@ -205,6 +205,10 @@ class Experiment:
     def log(self, *parts: str) -> str:
         return "/".join([self.root, "logs", *parts]) + ".log"
 
+    def benchmark(self, *parts: str) -> str:
+        """A job's Snakemake benchmark file (runtime and memory, for the report)."""
+        return "/".join([self.root, "benchmarks", *parts]) + ".tsv"
+
     def demo_manifest(self) -> str:
         assert self.demo is not None
         return f"{self.root}/data/{self.demo['name']}/manifest.json"
@@ -294,9 +298,6 @@ class Experiment:
         if start in self.checkpoints:
             return self.checkpoints[start].path
         return self.backbone_dir(start)
-
-    def zoo_outputs(self) -> dict[str, str]:
-        return {ext: f"{self.root}/model-zoo.{ext}" for ext in ("md", "csv", "png")}
 
     # ----------------------------------------------------------------- report
 

@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from rank_distillm import datasets
 from rank_distillm import io as trec_io
 
@@ -230,36 +228,3 @@ def write_metrics(
     )
     evaluate.write_per_query(per_query, out_tsv)
     LOGGER.info("%s on %s:\n%s", run, dataset_id, evaluate.aggregate(per_query).to_string())
-
-
-def write_model_zoo_files(
-    cells: Sequence[Sequence[Any]],
-    outputs: Mapping[str, Path],
-    first_stages: Mapping[str, str],
-    evaluation: Mapping[str, str],
-    relevance_levels: Mapping[str, int],
-    references: Mapping[str, Any],
-    title: str,
-    notes: Sequence[str],
-    measures: Sequence[str],
-) -> None:
-    """``cells``: (row key, row label, kind, first stage, split, per-query TSV) per cell;
-    ``relevance_levels``: the level of each evaluation set, by its label."""
-    from rank_distillm import evaluate, report
-
-    frames = [
-        evaluate.read_per_query(path).assign(
-            row=key, system=label, first_stage=stage, dataset=split
-        )
-        for key, label, _kind, stage, split, path in cells
-    ]
-    report.write_model_zoo(
-        pd.concat(frames, ignore_index=True),
-        outputs,
-        first_stages=first_stages,
-        evaluation=evaluation,
-        references=references,
-        title=title,
-        notes=[*notes, *evaluate.relevance_notes(measures, relevance_levels)],
-        measures=measures,
-    )

@@ -232,6 +232,7 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { padding: 0.3em 0.8em; border-bottom: 1px solid #ccc; }
 thead th { border-bottom: 2px solid #222; }
+tbody th { text-align: left; font-weight: normal; }
 td.value { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .ref { color: #666; font-size: 0.85em; }
 .marker { color: #1a7f37; }

@@ -1,19 +1,6 @@
-# Rule model_zoo: the model-zoo table and plot.
-from pathlib import Path
-
+# Rule model_zoo: the model-zoo tables (md, csv, tex, html), the tests and the bar chart.
 from rank_distillm.logs import log_to
-from rank_distillm.steps import write_model_zoo_files
+from rank_distillm.report_files import write_model_zoo_files
 
-p = snakemake.params
 with log_to(snakemake.log[0]):
-    write_model_zoo_files(
-        p.cells,
-        {name: Path(path) for name, path in snakemake.output.items()},
-        first_stages=p.first_stages,
-        evaluation=p.evaluation,
-        relevance_levels=p.relevance_levels,
-        references=p.references,
-        title=p.title,
-        notes=p.notes,
-        measures=p.measures,
-    )
+    write_model_zoo_files(snakemake.params.spec)
