@@ -142,6 +142,10 @@ def test_paper_plan_builds_offline_with_every_stage(tmp_path: Path) -> None:
         "rerank": 32,  # 6 models + 2 published checkpoints, x 4 (first stage, set) cells
         "evaluate": 36,  # those 32 + the 4 first-stage cells
         "model_zoo": 1,
+        "per_query_plots": 1,
+        "loss_curve": 6,  # one per trained model
+        "benchmark_summary": 1,
+        "environment": 1,
         "all": 1,
     }
     assert seconds < 30  # the test machine is shared; on an idle one it takes ~2 s
