@@ -289,10 +289,14 @@ def write_model_zoo(
     notes = _table_notes(tests, settings, baseline_label, name, notes)
     shown = display_table(table, column_labels, name, title, notes)
     footer = [
-        f"All measures ({', '.join(display_name(m) for m in ordered)}) per column, the query "
-        f"counts, the markers and Holm-adjusted p-values (`p ...`) are in "
-        f"`{Path(outputs.csv).name}`; every test (t, p, queries) is in "
-        f"`{Path(outputs.tests).name}`."
+        f"All measures ({', '.join(display_name(m) for m in ordered)}) per column and the "
+        f"query counts are in `{Path(outputs.csv).name}`"
+        + (
+            ", with the markers and Holm-adjusted p-values (`p ...`); every test (t, p, "
+            f"queries) is in `{Path(outputs.tests).name}`."
+            if tests is not None
+            else "."
+        )
     ]
     with atomic_output(outputs.csv) as tmp:
         table.to_csv(tmp, float_format="%.6g")
@@ -307,8 +311,9 @@ def write_model_zoo(
 
 def _tests_frame(tests: pd.DataFrame | None, metrics: pd.DataFrame) -> pd.DataFrame:
     """The tests with the rows' labels, for the tests file (empty without settings)."""
-    columns = ["first_stage", "dataset", *significance.TEST_COLUMNS]
+    measure, *rest = significance.TEST_COLUMNS
+    columns = ["first_stage", "dataset", measure, "system", *rest]
     if tests is None or tests.empty:
         return pd.DataFrame(columns=columns)
     labels = metrics.drop_duplicates("row").set_index("row")["system"]
-    return tests.assign(system=tests["row"].map(labels))[[*columns[:3], "system", *columns[3:]]]
+    return tests.assign(system=tests["row"].map(labels))[columns]
