@@ -223,25 +223,48 @@ def test_write_model_zoo(tmp_path: Path) -> None:
     assert 200 <= height <= 3000
 
 
-def test_latex_is_booktabs_with_bold_markers_and_paper_columns(tmp_path: Path) -> None:
+def test_latex_is_booktabs_with_bold_markers_and_paper_rows(tmp_path: Path) -> None:
     references = {"bm25": {"bm25": {"dl19": 0.48}}}
     tex = Path(write_demo_zoo(tmp_path, references, Settings("bm25")).tex).read_text()
     lines = tex.splitlines()
-    assert r"\begin{tabular}{lrrrrr}" in lines  # DL19 as ours | paper | diff, DL20, mean
+    assert r"\begin{tabular}{lrrr}" in lines
     assert r"\toprule" in lines and r"\midrule" in lines and r"\bottomrule" in lines
-    assert r"System & \multicolumn{3}{c}{DL19 (demo)} & DL20 (demo) & mean \\" in lines
-    assert r"\cmidrule(lr){2-4}" in lines
-    assert r" & ours & paper & $\Delta$ &  &  \\" in lines
+    assert r"System & DL19 (demo) & DL20 (demo) & mean \\" in lines
     assert (
-        r"Simulated teacher & \textbf{0.800} & -- & -- & "
-        r"\textbf{0.750}$^{\blacktriangle}$ & \textbf{0.775} \\"
+        r"Simulated teacher & \textbf{0.800} & \textbf{0.750}$^{\blacktriangle}$ & "
+        r"\textbf{0.775} \\"
     ) in lines
-    assert r"BM25 & 0.500 & 0.480 & $+0.020$ & 0.350 & 0.425 \\" in lines
+    # The paper's figures in an italic row below the system's, then the differences.
+    bm25 = lines.index(r"BM25 & 0.500 & 0.350 & 0.425 \\")
+    assert lines[bm25 + 1] == r"\quad\textit{paper} & \textit{0.480} &  &  \\"
+    assert lines[bm25 + 2] == r"\quad$\Delta$ & $+0.020$ &  &  \\"
+    assert r"monoELECTRA & 0.750 & -- & -- \\" in lines
     caption = next(line for line in lines if line.startswith(r"\caption{"))
     assert r"$^{\blacktriangle}$/$^{\blacktriangledown}$: significantly better/worse" in caption
     assert r"$\alpha$ = 0.05" in caption
-    assert r"paper: the paper's figure; $\Delta$: reproduced $-$ paper" in caption
+    assert r"paper: the paper's figures; $\Delta$: reproduced $-$ paper" in caption
     assert r"\label{tab:model-zoo}" in lines
+
+
+def test_several_first_stages_are_grouped(tmp_path: Path) -> None:
+    colbert = {
+        name: {split: [min(v + 0.1, 1.0) for v in values] for split, values in sets.items()}
+        for name, sets in NDCG.items()
+        if name != "monoELECTRA"
+    }
+    metrics = pd.concat([make_metrics(), make_metrics(colbert, "colbert")], ignore_index=True)
+    outputs = outputs_in(tmp_path)
+    stages = {"bm25": "BM25", "colbert": "ColBERTv2"}
+    write_model_zoo(metrics, outputs, stages, EVALUATION, "t", settings=Settings("bm25"))
+    lines = Path(outputs.tex).read_text().splitlines()
+    assert r" & \multicolumn{3}{c}{BM25} & \multicolumn{3}{c}{ColBERTv2} \\" in lines
+    assert r"\cmidrule(lr){2-4}\cmidrule(lr){5-7}" in lines
+    header = r"System & DL19 (demo) & DL20 (demo) & mean & DL19 (demo) & DL20 (demo) & mean \\"
+    assert header in lines
+    markdown = Path(outputs.md).read_text()
+    assert "| System | BM25 DL19 (demo) | BM25 DL20 (demo) | BM25 mean | ColBERTv2 DL19" in markdown
+    # The baseline row is BM25's first-stage run; ColBERTv2's teacher is tested against it.
+    assert "| Simulated teacher | **0.800** | **0.750**▲ | **0.775** | **0.900** | " in markdown
 
 
 def test_latex_escapes_labels_and_notes() -> None:

@@ -213,13 +213,21 @@ class Outputs:
 
 def display_table(
     table: pd.DataFrame,
-    column_labels: Sequence[str],
+    columns: Sequence[Column],
+    first_stages: Mapping[str, str],
     name: str,
     title: str,
     notes: Sequence[str],
 ) -> table_formats.DisplayTable:
-    """The primary measure's cells of ``table`` (from :func:`model_zoo_table`) as shown."""
-    keys = [f"{name} {label}" for label in column_labels]
+    """The primary measure's cells of ``table`` (from :func:`model_zoo_table`) as shown;
+    with several first stages, each column is grouped under its first stage."""
+    keys = [f"{name} {column.label}" for column in columns]
+    grouped = len({column.first_stage for column in columns}) > 1
+    groups = [first_stages[c.first_stage] for c in columns] if grouped else None
+    labels = [
+        c.label.removeprefix(f"{first_stages[c.first_stage]} ") if grouped else c.label
+        for c in columns
+    ]
     markers = [
         [str(row.get(f"sig {key}", "") or "") for key in keys] for _, row in table.iterrows()
     ]
@@ -230,7 +238,8 @@ def display_table(
     return table_formats.DisplayTable(
         title=title,
         rows=[str(label) for label in table.index],
-        columns=list(column_labels),
+        columns=labels,
+        groups=groups,
         values=table[keys].to_numpy(dtype=float).reshape(len(table), len(keys)),
         markers=markers,
         references=references if np.isfinite(references).any() else None,
@@ -285,9 +294,9 @@ def write_model_zoo(
         baseline_label = str(labels.get(settings.baseline, settings.baseline))
     table = model_zoo_table(metrics, first_stages, evaluation, primary, ordered, references, tests)
     name = display_name(primary)
-    column_labels = [c.label for c in columns_of(metrics, first_stages, evaluation)]
+    columns = columns_of(metrics, first_stages, evaluation)
     notes = _table_notes(tests, settings, baseline_label, name, notes)
-    shown = display_table(table, column_labels, name, title, notes)
+    shown = display_table(table, columns, first_stages, name, title, notes)
     footer = [
         f"All measures ({', '.join(display_name(m) for m in ordered)}) per column and the "
         f"query counts are in `{Path(outputs.csv).name}`"

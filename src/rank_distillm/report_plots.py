@@ -34,7 +34,7 @@ def bar_chart(table: DisplayTable) -> Figure:
     fig = Figure(figsize=(8, 1.0 + 0.3 * n_groups * len(systems) + 0.3 * len(systems)))
     ax = fig.add_subplot()
     y = np.arange(len(systems))
-    for j, column in enumerate(table.columns):
+    for j, column in enumerate(table.headers):
         values = table.values[:, j].astype(float)
         bars = ax.barh(y + (j - (n_groups - 1) / 2) * height, values, height, label=column)
         labels = [
