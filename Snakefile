@@ -22,9 +22,11 @@ include: "rules/train.smk"
 include: "rules/rerank.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/model_card.smk"
 
 
 rule all:
     input:
         EXP.zoo_outputs().values(),
+        expand(rules.model_card.output.card, model=EXP.models),
     default_target: True

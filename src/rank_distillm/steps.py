@@ -189,7 +189,9 @@ def rerank_first_stage(
     depth: int,
     batch_size: int,
     tag: str,
+    device: str | None = None,
 ) -> None:
+    """``device``: ``cuda`` when a GPU is there, else ``cpu``, unless given."""
     import torch
 
     from rank_distillm.model import PairEncoder, load_cross_encoder
@@ -200,7 +202,7 @@ def rerank_first_stage(
     dataset = datasets.load(dataset_id, manifests)
     topics = datasets.topics(dataset)
     run = trec_io.truncate_run(trec_io.read_run(first_stage_run), depth)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     reranked = rerank(
         model,
         encoder,
@@ -263,3 +265,12 @@ def write_model_zoo_files(
         notes=[*notes, *evaluate.relevance_notes(measures, relevance_levels)],
         measures=measures,
     )
+
+
+def write_model_card(facts: Mapping[str, Any], out_card: Path) -> None:
+    """A model's hub card (``model_card.card_facts``) from its loss log, training-table
+    statistics and metrics files."""
+    from rank_distillm import model_card
+
+    model_card.write_model_card(facts, out_card)
+    LOGGER.info("model card of %s -> %s", facts["name"], out_card)
