@@ -70,6 +70,8 @@ def local_collection_manifest(
 def collection(args: argparse.Namespace) -> tuple[str, list[str]]:
     """The dataset id and the manifests to register, from ``--dataset``, ``--manifest``
     and (for ``rerank``) ``--docs``/``--queries``."""
+    import ir_datasets
+
     from rank_distillm import datasets
 
     manifests = [str(path) for path in args.manifest]
@@ -93,6 +95,11 @@ def collection(args: argparse.Namespace) -> tuple[str, list[str]]:
         raise UsageError("give --dataset (an ir_datasets id or a --manifest's id) or --docs")
     for path in manifests:
         datasets.register_manifest(path)
+    if dataset_id not in ir_datasets.registry:
+        raise UsageError(
+            f"--dataset: {dataset_id!r} is neither an ir_datasets id nor the id of a local "
+            "collection from --manifest"
+        )
     return dataset_id, manifests
 
 
@@ -371,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except (ValueError, KeyError, OSError) as error:
+    except (ValueError, KeyError, OSError, RuntimeError) as error:
         if args.verbose:
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
