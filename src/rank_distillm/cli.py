@@ -207,8 +207,13 @@ def run_rerank(args: argparse.Namespace) -> int:
         raise UsageError(f"--depth must be >= 1, got {args.depth}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
     checkpoint = checkpoint_path(args.checkpoint)
     dataset_id, manifests = collection(args)
+    import torch
+
+    torch.set_num_threads(args.threads)
     device = None if args.device == "auto" else args.device
     tag = args.tag or default_tag(args.checkpoint)
     LOGGER.info(
@@ -311,12 +316,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=int,
         default=64,
-        help="pairs per forward pass, in order of length (default: %(default)s)",
+        help="pairs per forward pass, in order of length; the rerank rule uses config "
+        "rerank.batch_size, and the same size gives the rule's run byte for byte (another "
+        "size pads differently, which moves scores in the last digits) (default: %(default)s)",
     )
     rerank.add_argument(
         "--device",
         default="auto",
         help="torch device: cpu, cuda, cuda:1, ... (default: cuda when there is a GPU, else cpu)",
+    )
+    rerank.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads, as the rerank rule sets them (default: %(default)s)",
     )
     rerank.add_argument(
         "--tag",

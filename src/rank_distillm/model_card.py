@@ -141,7 +141,7 @@ def card_facts(experiment: Experiment, model: str) -> dict[str, Any]:
         "chain": chain,
         "base_model": _base_model(experiment, chain[-1]["name"]),
         "data": data,
-        "measures": list(experiment.config.get("measures", ["nDCG@10", "RR@10", "AP@100"])),
+        "measures": list(experiment.config["measures"]),
         "checkpoint": experiment.checkpoint_dir(model),
         "loss_log": f"{experiment.root}/models/{model}/loss.csv",
         "table_stats": str(table.with_suffix(".json")),
@@ -273,11 +273,13 @@ def _figures_markdown(facts: Mapping[str, Any], figures: pd.DataFrame) -> list[s
 
 def _data_sentence(facts: Mapping[str, Any], table: Mapping[str, Any]) -> str:
     data = facts["data"]
-    sizes = (
-        f"{table['queries']:,} queries, {table['rows']:,} query-passage rows "
-        f"({table['passages_per_query_min']}-{table['passages_per_query_max']} passages per "
-        f"query, {table['passages_per_query_mean']:.1f} on average)"
+    low, high = table["passages_per_query_min"], table["passages_per_query_max"]
+    per_query = (
+        f"{low} passages per query"
+        if low == high
+        else f"{low}-{high} passages per query, {table['passages_per_query_mean']:.1f} on average"
     )
+    sizes = f"{table['queries']:,} queries, {table['rows']:,} query-passage rows ({per_query})"
     if data["kind"] == "hard_negatives":
         return (
             f"Stage 1 (hard negatives): the {data['first_stage']} run on `{data['dataset']}`, "
@@ -405,7 +407,11 @@ def render_card(
         f"{recipe['queries_per_step']} queries per optimiser step, learning rate "
         f"{recipe['learning_rate']}, AdamW.",
         f"- {training['steps']:,} optimiser steps"
-        + (f" ({training['epochs']} epochs)" if recipe.get("epochs") else "")
+        + (
+            f" ({training['epochs']} epoch{'s' * (training['epochs'] != 1)})"
+            if recipe.get("epochs")
+            else ""
+        )
         + f" in {training['seconds']:.0f} s; mean loss of the last {FINAL_LOSS_STEPS} steps "
         f"{training['final_loss']:.4f}.",
         "",
