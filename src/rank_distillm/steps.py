@@ -82,6 +82,11 @@ def retrieve_bm25_run(
     k1, b = settings["k1"], settings["b"]
     topics = datasets.topics(datasets.load(dataset_id, manifests))
     run = bm25(index_dir, topics, k1=k1, b=b, num_results=num_results)
+    if run.empty:
+        raise ValueError(
+            f"BM25 retrieved nothing for any of the {len(topics)} queries of {dataset_id} "
+            f"from {index_dir}: is the index built over this query set's corpus?"
+        )
     trec_io.write_run(run, out_run, tag=f"bm25.k1-{k1}.b-{b}")
     LOGGER.info("BM25: %d queries, %d rows -> %s", run["query_id"].nunique(), len(run), out_run)
 
