@@ -27,4 +27,5 @@ include: "rules/report.smk"
 rule all:
     input:
         EXP.zoo_outputs().values(),
+        EXP.tirex_outputs().values() if EXP.tirex else [],
     default_target: True

@@ -45,6 +45,27 @@ def make_demo(
     return counts
 
 
+def register_local_collection(name: str, entry: Mapping[str, Any], manifest_path: Path) -> None:
+    """Describe a corpus on disk (config ``collections.<name>``), read it all once (building
+    the docstore beside the manifest, failing on malformed files), then write the manifest:
+    written last, it marks the collection ready."""
+    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = datasets.Manifest.from_config(name, entry, manifest_path.parent)
+    counts = datasets.check_collection(manifest)
+    manifest.write(manifest_path)
+    LOGGER.info("local collection %s: %s", name, counts)
+
+
+def make_demo_tirex(settings: Mapping[str, Any], out_dir: Path) -> None:
+    """Generate the demo's TIREx-like corpora under ``out_dir/<name>/`` and build their
+    docstores."""
+    from rank_distillm import demo_tirex
+
+    for name, path in demo_tirex.write(demo_tirex.settings_from_config(settings), out_dir).items():
+        counts = datasets.check_collection(datasets.Manifest.read(path))
+        LOGGER.info("demo TIREx corpus %s: %s", name, counts)
+
+
 def write_docstore_marker(manifests: Paths, corpus: str, out_json: Path) -> None:
     """Build ``corpus``'s docstore once (ir_datasets downloads the corpus if needed)."""
     count = datasets.build_docstore(datasets.load(corpus, manifests))
@@ -237,6 +258,53 @@ def write_metrics(
     LOGGER.info("%s on %s:\n%s", run, dataset_id, evaluate.aggregate(per_query).to_string())
 
 
+def _tirex_aggregates(
+    cells: Sequence[Sequence[Any]], tirex_config: Mapping[str, Any], rule: str
+) -> tuple[Any, dict[str, pd.DataFrame]]:
+    """TIREx aggregates of ``cells``: (row key, row label, task id, per-query TSV, run) each.
+
+    Systems are named by their row key; the intersection rule reads each run's queries.
+    """
+    from rank_distillm import evaluate, tirex
+
+    selection = tirex.select_tasks(tirex_config, "tirex")
+    metrics = pd.concat(
+        [
+            evaluate.read_per_query(path).assign(system=key, task=task)
+            for key, _, task, path, _ in cells
+        ],
+        ignore_index=True,
+    )
+    run_queries = None
+    if rule == "intersection":
+        run_queries = pd.DataFrame(
+            [
+                (key, task, query_id)
+                for key, _, task, _, run in cells
+                for query_id in trec_io.run_query_ids(run)
+            ],
+            columns=["system", "task", "query_id"],
+        )
+    return selection, tirex.aggregate(metrics, selection, rule, run_queries)
+
+
+def write_tirex_files(
+    cells: Sequence[Sequence[Any]],
+    tirex_config: Mapping[str, Any],
+    rule: str,
+    outputs: Mapping[str, Path],
+    title: str,
+) -> None:
+    """The TIREx tables and plot; rows are labelled as in the model zoo."""
+    from rank_distillm import tirex_report
+
+    selection, aggregates = _tirex_aggregates(cells, tirex_config, rule)
+    labels = {key: label for key, label, *_ in cells}
+    for frame in aggregates.values():
+        frame["system"] = frame["system"].map(labels)
+    tirex_report.write_tirex_tables(aggregates, selection, rule, outputs, title)
+
+
 def write_model_zoo_files(
     cells: Sequence[Sequence[Any]],
     outputs: Mapping[str, Path],
@@ -247,10 +315,25 @@ def write_model_zoo_files(
     title: str,
     notes: Sequence[str],
     measures: Sequence[str],
+    tirex_cells: Sequence[Sequence[Any]] = (),
+    tirex_config: Mapping[str, Any] | None = None,
+    tirex_rule: str = "judged",
+    tirex_stage: str | None = None,
 ) -> None:
     """``cells``: (row key, row label, kind, first stage, split, per-query TSV) per cell;
-    ``relevance_levels``: the level of each evaluation set, by its label."""
-    from rank_distillm import evaluate, report
+    ``relevance_levels``: the level of each evaluation set, by its label; ``tirex_cells``
+    (as for :func:`write_tirex_files`) give the table its TIREx column."""
+    from rank_distillm import evaluate, report, tirex_report
+
+    tirex = None
+    if tirex_cells:
+        selection, aggregates = _tirex_aggregates(tirex_cells, tirex_config or {}, tirex_rule)
+        tirex = tirex_report.overall_figure(aggregates)
+        notes = [
+            *notes,
+            "TIREx: nDCG@10, the arithmetic mean over corpus groups (per group: tirex.md). "
+            + selection.note(),
+        ]
 
     frames = [
         evaluate.read_per_query(path).assign(
@@ -264,6 +347,8 @@ def write_model_zoo_files(
         first_stages=first_stages,
         evaluation=evaluation,
         references=references,
+        tirex=tirex,
+        tirex_stage=tirex_stage,
         title=title,
         notes=[*notes, *evaluate.relevance_notes(measures, relevance_levels)],
         measures=measures,
