@@ -37,7 +37,7 @@ wildcard_constraints:
     reranker=_alternatives(EXP.rerankers()),
     model=_alternatives(EXP.models),
     backbone=_alternatives(EXP.backbones),
-    system=_alternatives([*EXP.first_stages, *EXP.teachers, *EXP.rerankers()]),
+    run_system=_alternatives([*EXP.first_stages, *EXP.teachers]),
     corpus=_alternatives(CORPORA),
     collection=_alternatives(COLLECTIONS),
     queries=r"all|\d+",

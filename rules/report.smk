@@ -10,6 +10,7 @@ rule model_zoo:
         **EXP.zoo_outputs(),
     params:
         cells=zoo_cells(),
+        rows=[(row.key, row.label) for row in EXP.rows],
         first_stages={name: stage.label for name, stage in EXP.first_stages.items()},
         evaluation={name: e.label for name, e in EXP.evaluation.items()},
         relevance_levels={e.label: e.relevance_level for e in EXP.evaluation.values()},

@@ -115,6 +115,9 @@ def build(shared_data: Path, workdir: Path, home: Path, seed: int = 0) -> Path:
             "webis-monoelectra-large": {"path": str(models["published-large"])},
         },
         "teachers": {"rankzephyr": {"queries": TEACHER_QUERIES}},
+        # TIREx's corpora are not here offline (its path is tested on the demo's corpora
+        # and on Vaswani): no tasks.
+        "tirex": {"tasks": []},
         "models": {"electra-base.stage1": {"steps": 4}, "electra-large.stage1": {"steps": 4}},
         "training_defaults": {"queries_per_step": 4, "query_length": 16, "doc_length": 48},
         "rerank": {"batch_size": 256},

@@ -140,8 +140,10 @@ def test_paper_plan_builds_offline_with_every_stage(tmp_path: Path) -> None:
         "hard_negative_table": 1,
         "teacher_table": 1,
         "train_model": 6,  # base: stage 1, +RankNet, +ADR-MSE, distillation only; large: 2
-        "rerank": 8 * (4 + 11),  # 6 models + 2 published checkpoints x (4 DL cells + tasks)
-        "evaluate": 8 * (4 + 11) + 4 + 11,  # and the first stage's cells
+        # One job per model and published checkpoint for all its cells (4 DL + 11 TIREx):
+        "rerank": 8,
+        "evaluate_reranker": 8,
+        "evaluate": 4 + 11,  # the first stage's cells
         "model_zoo": 1,
         "tirex_tables": 1,
         "all": 1,
@@ -152,7 +154,7 @@ def test_paper_plan_builds_offline_with_every_stage(tmp_path: Path) -> None:
         if job["rule"] in ("train_model", "rerank"):
             assert "gpu=1" in job["resources"], job
             assert "mem_mb=" in job["resources"] and "runtime=" in job["resources"]
-        elif job["rule"] in ("evaluate", "model_zoo", "download"):
+        elif job["rule"] in ("evaluate", "evaluate_reranker", "model_zoo", "download"):
             assert "gpu=" not in job["resources"], job
     large = next(
         j for j in jobs if j["rule"] == "train_model" and "electra-large.stage1\n" in j["text"]

@@ -69,8 +69,11 @@ def model_zoo_table(
     references: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
     tirex: Mapping[str, float] | None = None,
     tirex_stage: str | None = None,
+    rows: Sequence[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
-    """One row per table row (index: its label, first-appearance order) with mean values.
+    """One row per table row (index: its label) with mean values: ``rows`` (key, label)
+    in order, also those without any cell (e.g. a teacher with only the paper's figures),
+    or the rows of ``metrics`` in first-appearance order.
 
     Columns: ``<measure> <column>`` per measure (primary first) and column, where a mean
     column is the mean of the per-set means (NaN if a set is missing); ``queries <column>``
@@ -91,7 +94,9 @@ def model_zoo_table(
         raise ValueError(
             f"duplicate per-query rows: {metrics[duplicated].head(3).to_dict('records')}"
         )
-    rows = list(dict.fromkeys(zip(metrics["row"], metrics["system"], strict=True)))
+    if rows is None:
+        rows = list(dict.fromkeys(zip(metrics["row"], metrics["system"], strict=True)))
+    rows = [tuple(row) for row in rows]
     labels = [label for _, label in rows]
     if len(set(labels)) != len(labels):
         raise ValueError(f"two table rows share a label: {labels}")
@@ -279,13 +284,14 @@ def write_model_zoo(
     references: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
     tirex: Mapping[str, float] | None = None,
     tirex_stage: str | None = None,
+    rows: Sequence[tuple[str, str]] | None = None,
     primary: str = "nDCG@10",
     measures: Sequence[str] = DEFAULT_MEASURES,
 ) -> pd.DataFrame:
     """Write the model zoo as CSV (all measures), Markdown and PNG (primary measure);
     ``outputs`` maps ``md``, ``csv`` and ``png`` to paths. Each file is written atomically."""
     table = model_zoo_table(
-        metrics, first_stages, evaluation, primary, measures, references, tirex, tirex_stage
+        metrics, first_stages, evaluation, primary, measures, references, tirex, tirex_stage, rows
     )
     name = display_name(primary)
     columns = [f"{name} {c.label}" for c in columns_of(metrics, first_stages, evaluation)]

@@ -206,8 +206,9 @@ def train_checkpoint(
     LOGGER.info("training summary: %s", json.dumps(summary))
 
 
-def rerank_first_stage(
-    checkpoint: str,
+def _rerank_run(
+    model: Any,
+    encoder: Any,
     manifests: Paths,
     dataset_id: str,
     first_stage_run: Path,
@@ -218,15 +219,11 @@ def rerank_first_stage(
 ) -> None:
     import torch
 
-    from rank_distillm.model import PairEncoder, load_cross_encoder
     from rank_distillm.rerank import rerank
 
-    model, tokenizer = load_cross_encoder(str(checkpoint))
-    encoder = PairEncoder(tokenizer, model.query_length, model.doc_length)
     dataset = datasets.load(dataset_id, manifests)
     topics = datasets.topics(dataset)
     run = trec_io.truncate_run(trec_io.read_run(first_stage_run), depth)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     reranked = rerank(
         model,
         encoder,
@@ -235,27 +232,56 @@ def rerank_first_stage(
         datasets.doc_texts(dataset, run["doc_id"], max_words=model.doc_length),
         depth=depth,
         batch_size=batch_size,
-        device=device,
+        device="cuda" if torch.cuda.is_available() else "cpu",
     )
     trec_io.write_run(reranked, out_run, tag=tag)
+    LOGGER.info("re-ranked %s (%s) -> %s", first_stage_run, dataset_id, out_run)
+
+
+def rerank_first_stages(
+    checkpoint: str,
+    manifests: Paths,
+    jobs: Sequence[Mapping[str, Any]],
+    batch_size: int,
+    tag: str,
+) -> None:
+    """Re-rank several first-stage runs with one checkpoint, loaded once. Each job names
+    ``dataset``, ``first_stage_run``, ``out_run`` and ``depth``."""
+    from rank_distillm.model import PairEncoder, load_cross_encoder
+
+    model, tokenizer = load_cross_encoder(str(checkpoint))
+    encoder = PairEncoder(tokenizer, model.query_length, model.doc_length)
+    for job in jobs:
+        _rerank_run(
+            model,
+            encoder,
+            manifests,
+            job["dataset"],
+            Path(job["first_stage_run"]),
+            Path(job["out_run"]),
+            job["depth"],
+            batch_size,
+            tag,
+        )
 
 
 def write_metrics(
     manifests: Paths,
-    dataset_id: str,
-    run: Path,
-    out_tsv: Path,
+    jobs: Sequence[Mapping[str, Any]],
     measures: Sequence[str],
-    relevance_level: int,
 ) -> None:
+    """Per-query measures of runs; each job names ``dataset``, ``run``, ``out_tsv`` and
+    ``relevance_level``."""
     from rank_distillm import evaluate
 
-    qrels = datasets.qrels(datasets.load(dataset_id, manifests))
-    per_query = evaluate.evaluate_run(
-        trec_io.read_run(run), qrels, measures, relevance_level=relevance_level
-    )
-    evaluate.write_per_query(per_query, out_tsv)
-    LOGGER.info("%s on %s:\n%s", run, dataset_id, evaluate.aggregate(per_query).to_string())
+    for job in jobs:
+        qrels = datasets.qrels(datasets.load(job["dataset"], manifests))
+        per_query = evaluate.evaluate_run(
+            trec_io.read_run(job["run"]), qrels, measures, relevance_level=job["relevance_level"]
+        )
+        evaluate.write_per_query(per_query, Path(job["out_tsv"]))
+        summary = evaluate.aggregate(per_query).to_string()
+        LOGGER.info("%s on %s:\n%s", job["run"], job["dataset"], summary)
 
 
 def _tirex_aggregates(
@@ -319,8 +345,10 @@ def write_model_zoo_files(
     tirex_config: Mapping[str, Any] | None = None,
     tirex_rule: str = "judged",
     tirex_stage: str | None = None,
+    rows: Sequence[Sequence[str]] | None = None,
 ) -> None:
     """``cells``: (row key, row label, kind, first stage, split, per-query TSV) per cell;
+    ``rows``: (key, label) of every row in order, also rows without cells;
     ``relevance_levels``: the level of each evaluation set, by its label; ``tirex_cells``
     (as for :func:`write_tirex_files`) give the table its TIREx column."""
     from rank_distillm import evaluate, report, tirex_report
@@ -349,6 +377,7 @@ def write_model_zoo_files(
         references=references,
         tirex=tirex,
         tirex_stage=tirex_stage,
+        rows=rows,
         title=title,
         notes=[*notes, *evaluate.relevance_notes(measures, relevance_levels)],
         measures=measures,

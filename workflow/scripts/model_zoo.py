@@ -10,6 +10,7 @@ with log_to(snakemake.log[0]):
         p.cells,
         {name: Path(path) for name, path in snakemake.output.items()},
         first_stages=p.first_stages,
+        rows=p.rows,
         evaluation=p.evaluation,
         relevance_levels=p.relevance_levels,
         references=p.references,
