@@ -19,6 +19,7 @@ LOGS = f"{EXP.root}/logs"
 COMPUTE = config["compute"]
 BM25_STAGES = [name for name, stage in EXP.first_stages.items() if stage.bm25 is not None]
 SIMULATED_TEACHERS = [name for name, teacher in EXP.teachers.items() if teacher.simulated]
+GENERATED_TEACHERS = [name for name, t in EXP.teachers.items() if t.generate is not None]
 CORPORA = {experiments.slug(corpus): corpus for corpus in EXP.corpora()}
 COLLECTIONS = {experiments.slug(name): name for name in EXP.collections}
 TIREX_CONFIG = {key: config["tirex"][key] for key in ("tasks", "skip") if key in config["tirex"]}
@@ -33,6 +34,7 @@ wildcard_constraints:
     first_stage=_alternatives(EXP.first_stages),
     bm25_stage=_alternatives(BM25_STAGES),
     simulated=_alternatives(SIMULATED_TEACHERS),
+    generated=_alternatives(GENERATED_TEACHERS),
     teacher=_alternatives(EXP.teachers),
     reranker=_alternatives(EXP.rerankers()),
     model=_alternatives(EXP.models),

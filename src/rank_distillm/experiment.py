@@ -89,14 +89,20 @@ class Teacher:
     queries: int | None
     depth: int
     seed: int
+    generate: Mapping[str, Any] | None = None  # teachers generated with an LLM
 
     @property
     def simulated(self) -> bool:
         return self.noise is not None
 
     @property
+    def ranks_every_split(self) -> bool:
+        """Simulated and generated teachers make their own runs, on every split."""
+        return self.simulated or self.generate is not None
+
+    @property
     def trainable(self) -> bool:
-        return self.simulated or self.train_run is not None
+        return self.ranks_every_split or self.train_run is not None
 
 
 @dataclass(frozen=True)
@@ -604,12 +610,16 @@ def _teachers(
                 f"{key}.first_stage: {stage!r} is not a first stage{_hint(stage, first_stages)}"
             )
         simulated = spec.get("simulated")
-        if simulated is not None and spec.get("train_run"):
-            raise ConfigError(f"{key}: give either `train_run` or `simulated`, not both")
+        generate = spec.get("generate")
+        sources = [k for k in ("train_run", "simulated", "generate") if spec.get(k) is not None]
+        if len(sources) > 1:
+            raise ConfigError(f"{key}: give one of `train_run`, `simulated` and `generate`")
         depth = spec.get("depth", 100)
-        if simulated is not None:
+        if generate is not None:
+            _check_generation(generate, f"{key}.generate")
+        if simulated is not None or generate is not None:
             if not first_stages[stage].has_run(SPLIT_TRAIN):
-                raise ConfigError(f"{key}: simulated on {stage!r}, which has no training run")
+                raise ConfigError(f"{key}: it ranks {stage!r}, which has no training run")
             if first_stages[stage].bm25 is not None and SPLIT_TRAIN not in first_stages[stage].runs:
                 train_depth = first_stages[stage].train_depth
                 if depth > train_depth:
@@ -640,8 +650,19 @@ def _teachers(
             queries=spec.get("queries"),
             depth=depth,
             seed=spec.get("seed", 42),
+            generate=generate,
         )
     return teachers
+
+
+def _check_generation(settings: Mapping[str, Any], where: str) -> None:
+    """The LLM settings, checked as the generation step will read them."""
+    from rank_distillm.llm_teacher.generate import GenerationSettings
+
+    try:
+        GenerationSettings.from_config(settings, where)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def _check_unique_names(*groups: Mapping[str, Any]) -> None:
@@ -894,7 +915,7 @@ def _rows(
             pair: name
             for pair in pairs
             if not evaluation[pair[1]].tirex
-            and (teacher.simulated or pair[1] in teacher.evaluation_runs.get(pair[0], {}))
+            and (teacher.ranks_every_split or pair[1] in teacher.evaluation_runs.get(pair[0], {}))
         }
         if systems or name in references:
             rows.append(Row(name, teacher.label, "teacher", systems))

@@ -128,6 +128,32 @@ def write_simulated_teacher_run(
     trec_io.write_run(run, out_run, tag=f"simulated-teacher.noise-{noise}")
 
 
+def write_generated_teacher_run(
+    manifests: Paths,
+    dataset_id: str,
+    first_stage_run: Path,
+    out_run: Path,
+    out_stats: Path,
+    settings: Mapping[str, Any],
+    num_queries: int | None,
+    tag: str,
+) -> None:
+    """An LLM teacher's run (listwise sliding window) of ``first_stage_run``; a killed job
+    resumes from the partial file beside ``out_run``."""
+    from rank_distillm.llm_teacher import GenerationSettings, generate_teacher_run
+    from rank_distillm.texts import DatasetTexts
+
+    generate_teacher_run(
+        first_stage_run,
+        DatasetTexts(datasets.load(dataset_id, manifests)),
+        out_run,
+        GenerationSettings.from_config(settings, f"teachers.{tag}.generate"),
+        num_queries=num_queries,
+        tag=tag,
+        out_stats=out_stats,
+    )
+
+
 def _training_query_ids(manifests: Paths, dataset_id: str) -> set[str]:
     dataset = datasets.load(dataset_id, manifests)
     return {query.query_id for query in dataset.queries_iter()}
