@@ -28,5 +28,6 @@ include: "rules/model_card.smk"
 rule all:
     input:
         EXP.zoo_outputs().values(),
+        EXP.tirex_outputs().values() if EXP.tirex else [],
         expand(rules.model_card.output.card, model=EXP.models),
     default_target: True

@@ -19,7 +19,10 @@ LOGS = f"{EXP.root}/logs"
 COMPUTE = config["compute"]
 BM25_STAGES = [name for name, stage in EXP.first_stages.items() if stage.bm25 is not None]
 SIMULATED_TEACHERS = [name for name, teacher in EXP.teachers.items() if teacher.simulated]
+GENERATED_TEACHERS = [name for name, t in EXP.teachers.items() if t.generate is not None]
 CORPORA = {experiments.slug(corpus): corpus for corpus in EXP.corpora()}
+COLLECTIONS = {experiments.slug(name): name for name in EXP.collections}
+TIREX_CONFIG = {key: config["tirex"][key] for key in ("tasks", "skip") if key in config["tirex"]}
 
 
 def _alternatives(names):
@@ -31,12 +34,14 @@ wildcard_constraints:
     first_stage=_alternatives(EXP.first_stages),
     bm25_stage=_alternatives(BM25_STAGES),
     simulated=_alternatives(SIMULATED_TEACHERS),
+    generated=_alternatives(GENERATED_TEACHERS),
     teacher=_alternatives(EXP.teachers),
     reranker=_alternatives(EXP.rerankers()),
     model=_alternatives(EXP.models),
     backbone=_alternatives(EXP.backbones),
-    system=_alternatives([*EXP.first_stages, *EXP.teachers, *EXP.rerankers()]),
+    run_system=_alternatives([*EXP.first_stages, *EXP.teachers]),
     corpus=_alternatives(CORPORA),
+    collection=_alternatives(COLLECTIONS),
     queries=r"all|\d+",
     depth=r"\d+",
 
@@ -65,8 +70,28 @@ def training_settings(model):
 
 def zoo_cells():
     """(row key, row label, kind, first stage, split, metrics file) for every table cell."""
+    table = set(EXP.table_pairs)
     return [
         (row.key, row.label, row.kind, stage, split, EXP.metrics_file(split, stage, system))
         for row in EXP.rows
         for (stage, split), system in row.systems.items()
+        if (stage, split) in table
+    ]
+
+
+def tirex_cells():
+    """(row key, row label, task id, metrics file, run) for every row's TIREx cells; rows
+    without every task (teachers) are left out of the TIREx table."""
+    pairs = EXP.tirex_pairs
+    return [
+        (
+            row.key,
+            row.label,
+            EXP.evaluation[split].label,
+            EXP.metrics_file(split, stage, row.systems[(stage, split)]),
+            EXP.system_run(split, stage, row.systems[(stage, split)]),
+        )
+        for row in EXP.rows
+        if pairs and all(pair in row.systems for pair in pairs)
+        for stage, split in pairs
     ]

@@ -58,17 +58,20 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         model, tokenizer = load_cross_encoder(str(root / "backbone"), 8, 24, seed=3)
         checkpoint = root / "models" / "tiny.demo" / "checkpoint"
         save_cross_encoder(model, tokenizer, checkpoint)
-        steps.rerank_first_stage(
-            str(checkpoint),
-            manifests,
-            SPLIT,
-            root / "bm25.run",
-            root / "step.run",
-            10,
-            16,
-            "tiny.demo",
-        )
-        steps.write_metrics(manifests, SPLIT, root / "step.run", root / "step.tsv", MEASURES, 2)
+        job = {
+            "dataset": SPLIT,
+            "first_stage_run": root / "bm25.run",
+            "out_run": root / "step.run",
+            "depth": 10,
+        }
+        steps.rerank_first_stages(str(checkpoint), manifests, [job], 16, "tiny.demo")
+        metrics = {
+            "dataset": SPLIT,
+            "run": root / "step.run",
+            "out_tsv": root / "step.tsv",
+            "relevance_level": 2,
+        }
+        steps.write_metrics(manifests, [metrics], MEASURES)
     return {
         "root": root,
         "manifest": manifest,

@@ -91,10 +91,17 @@ def test_facts_come_from_the_experiment() -> None:
     assert facts["recipe"]["learning_rate"] == 3e-4  # the model's own, over training_defaults
     assert facts["recipe"]["query_length"] == 16  # from training_defaults
     assert facts["table_stats"] == "results/demo/training/teachers/simulated-teacher.1000x30.json"
-    assert [cell["metrics"] for cell in facts["evaluation"]] == [
-        f"results/demo/metrics/dl19/bm25/{DEMO_MODEL}.tsv",
-        f"results/demo/metrics/dl20/bm25/{DEMO_MODEL}.tsv",
+    # The model zoo's two sets, then the demo's three TIREx tasks.
+    assert [cell["split"] for cell in facts["evaluation"]] == [
+        "dl19",
+        "dl20",
+        "tirex-demo-news-2019",
+        "tirex-demo-news-2020",
+        "tirex-demo-args-test",
     ]
+    assert [cell["tirex"] for cell in facts["evaluation"]] == [False, False, True, True, True]
+    assert facts["evaluation"][0]["metrics"] == f"results/demo/metrics/dl19/bm25/{DEMO_MODEL}.tsv"
+    assert facts["usage"]["first_stage_run"] == "results/demo/runs/dl19/bm25/bm25.run"
 
     paper = model_card.card_facts(load("configs/paper.yaml"), PAPER_MODEL)
     assert paper["demo"] is False
@@ -125,8 +132,9 @@ def test_card_front_matter_is_the_hubs_format(demo_card: tuple[dict, Path]) -> N
     figures = {
         (r.dataset_type, r.dataset_config, r.metric_type): r.metric_value for r in data.eval_results
     }
+    assert len(figures) == 5 * 3  # every cell, every measure
     # Means of VALUES; dl20's cell was written 0.1 higher.
-    assert figures == {
+    assert {key: value for key, value in figures.items() if "/dl" in key[0]} == {
         ("rank-distillm-demo/dl19", "bm25", "ndcg_at_10"): 0.5,
         ("rank-distillm-demo/dl19", "bm25", "mrr_at_10"): 0.25,
         ("rank-distillm-demo/dl19", "bm25", "map_at_100"): 0.1,
@@ -148,6 +156,7 @@ def test_card_body_says_how_it_was_trained_and_used(demo_card: tuple[dict, Path]
         "| DL20 (demo) | `rank-distillm-demo/dl20` | BM25 top 100 | 0.600 | 0.350 | 0.200 | 3 |"
         in text
     )
+    assert "| demo-news/2019 (TIREx task) | `demo-news/2019` | BM25 top 100 | 0.700 |" in text
     assert "count grade >= 2 as relevant" in text
     assert "**Demo model.**" in text
     assert "1,000 queries, 30,000 query-passage rows (28-30 passages per query" in text
@@ -198,3 +207,51 @@ def test_missing_figures_and_bad_loss_logs_fail_naming_the_file(
 )
 def test_metric_ids(measure: str, expected: str) -> None:
     assert model_card.metric_id(measure) == expected
+
+
+def test_a_generated_teacher_is_named_with_its_llm(tmp_path: Path) -> None:
+    extra = tmp_path / "llm-teacher.yaml"
+    extra.write_text(
+        yaml.safe_dump(
+            {
+                "teachers": {
+                    "llm": {
+                        "label": "An LLM teacher",
+                        "first_stage": "bm25",
+                        "generate": {"model": "some-org/some-llm"},
+                        "queries": 50,
+                        "depth": 10,
+                    }
+                },
+                "models": {
+                    "tiny-electra.llm": {
+                        "label": "distilled from an LLM",
+                        "start": "tiny-electra",
+                        "data": "teacher",
+                        "teacher": "llm",
+                        "loss": "ranknet",
+                        "sampler": "top",
+                        "epochs": 1,
+                    }
+                },
+            }
+        )
+    )
+    facts = model_card.card_facts(load("config.yaml", str(extra)), "tiny-electra.llm")
+    assert facts["data"]["generated_by"] == "some-org/some-llm"
+    sentence = model_card._data_sentence(
+        facts,
+        {
+            "queries": 50,
+            "rows": 500,
+            "passages_per_query_min": 10,
+            "passages_per_query_mean": 10.0,
+            "passages_per_query_max": 10,
+        },
+    )
+    assert sentence == (
+        "Distillation from An LLM teacher: a run the pipeline generated with "
+        "`some-org/some-llm`, re-ranking BM25 candidates of `rank-distillm-demo/train`, cut "
+        "to 50 queries x depth 10, targets from the teacher's ranks: 50 queries, 500 "
+        "query-passage rows (10 passages per query)."
+    )

@@ -109,19 +109,26 @@ def vaswani(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             root / "loss.csv",
             TRAINING,
         )
-        for name, run in (("bm25", root / "bm25.run"), ("model", root / "model.run")):
-            if name == "model":
-                steps.rerank_first_stage(
-                    str(root / "checkpoint"),
-                    manifests,
-                    VASWANI_ID,
-                    root / "bm25.run",
-                    run,
-                    depth=DEPTH,
-                    batch_size=BATCH_SIZE,
-                    tag="model",
-                )
-            steps.write_metrics(manifests, VASWANI_ID, run, root / f"{name}.tsv", ["nDCG@10"], 1)
+        job = {
+            "dataset": VASWANI_ID,
+            "first_stage_run": root / "bm25.run",
+            "out_run": root / "model.run",
+            "depth": DEPTH,
+        }
+        steps.rerank_first_stages(str(root / "checkpoint"), manifests, [job], BATCH_SIZE, "model")
+        steps.write_metrics(
+            manifests,
+            [
+                {
+                    "dataset": VASWANI_ID,
+                    "run": root / f"{name}.run",
+                    "out_tsv": root / f"{name}.tsv",
+                    "relevance_level": 1,
+                }
+                for name in ("bm25", "model")
+            ],
+            ["nDCG@10"],
+        )
     yield {
         "root": root,
         "manifests": manifests,

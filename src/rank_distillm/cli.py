@@ -1,7 +1,7 @@
 """The ``rank-distillm`` command line: re-rank a run with a checkpoint, evaluate a run.
 
 Both subcommands call the functions the workflow's rules call
-(``steps.rerank_first_stage``, ``evaluate.evaluate_run``), so a run re-ranked here is the
+(``steps.rerank_first_stages``, ``evaluate.evaluate_run``), so a run re-ranked here is the
 run the pipeline would write, and the figures are the ones its tables report.
 """
 
@@ -219,16 +219,9 @@ def run_rerank(args: argparse.Namespace) -> int:
     LOGGER.info(
         "re-ranking the top %d of %s with %s on %s", args.depth, run, checkpoint, dataset_id
     )
-    steps.rerank_first_stage(
-        checkpoint,
-        manifests,
-        dataset_id,
-        run,
-        args.out,
-        depth=args.depth,
-        batch_size=args.batch_size,
-        tag=tag,
-        device=device,
+    job = {"dataset": dataset_id, "first_stage_run": run, "out_run": args.out, "depth": args.depth}
+    steps.rerank_first_stages(
+        checkpoint, manifests, [job], batch_size=args.batch_size, tag=tag, device=device
     )
     LOGGER.info("wrote %s", args.out)
     return 0

@@ -102,6 +102,7 @@ def card_facts(experiment: Experiment, model: str) -> dict[str, Any]:
             teacher=teacher.label,
             teacher_first_stage=experiment.first_stages[teacher.first_stage].label,
             simulated_noise=teacher.noise,
+            generated_by=teacher.generate["model"] if teacher.generate else None,
             teacher_run=Path(teacher.train_run).name if teacher.train_run else None,
             num_queries=spec.queries,
             depth=spec.depth,
@@ -117,11 +118,12 @@ def card_facts(experiment: Experiment, model: str) -> dict[str, Any]:
             "label": experiment.evaluation[split].label,
             "dataset": experiment.evaluation[split].dataset,
             "relevance_level": experiment.evaluation[split].relevance_level,
+            "tirex": experiment.evaluation[split].tirex,
             "metrics": experiment.metrics_file(split, stage, model),
         }
         for stage, split in experiment.pairs
     ]
-    stage, split = experiment.pairs[0]
+    stage, split = (experiment.table_pairs or experiment.pairs)[0]
     usage = {
         "dataset": experiment.dataset_id(split),
         "corpus": experiment.corpus(split),
@@ -262,7 +264,8 @@ def _figures_markdown(facts: Mapping[str, Any], figures: pd.DataFrame) -> list[s
         first = cell.iloc[0]
         values = cell.set_index("measure")["value"]
         lines.append(
-            f"| {first.label} | `{first.dataset}` | {first.first_stage_label} top {first.depth} | "
+            f"| {first.label}{' (TIREx task)' * bool(first.tirex)} | `{first.dataset}` | "
+            f"{first.first_stage_label} top {first.depth} | "
             + " | ".join(f"{values[m]:.3f}" for m in measures)
             + f" | {int(cell['queries'].max())} |"
         )
@@ -290,6 +293,8 @@ def _data_sentence(facts: Mapping[str, Any], table: Mapping[str, Any]) -> str:
             f"a **simulated** teacher (qrels label + Gaussian noise, sigma = "
             f"{data['simulated_noise']} grades, not an LLM)"
         )
+    elif data["generated_by"]:
+        source = f"a run the pipeline generated with `{data['generated_by']}`"
     else:
         source = f"the run `{data['teacher_run']}`" if data["teacher_run"] else "its run"
     return (

@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 METRICS_COLUMNS = ("row", "system", "first_stage", "dataset", "query_id", "measure", "value")
 MEAN = "mean"
+#: The TIREx column's "set" (its references key) and label.
+TIREX = "tirex"
+TIREX_LABEL = "TIREx"
 PathLike = str | os.PathLike[str]
 
 
@@ -64,14 +67,21 @@ def model_zoo_table(
     primary: str = "nDCG@10",
     measures: Sequence[str] = DEFAULT_MEASURES,
     references: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    tirex: Mapping[str, float] | None = None,
+    tirex_stage: str | None = None,
+    rows: Sequence[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
-    """One row per table row (index: its label, first-appearance order) with mean values.
+    """One row per table row (index: its label) with mean values: ``rows`` (key, label)
+    in order, also those without any cell (e.g. a teacher with only the paper's figures),
+    or the rows of ``metrics`` in first-appearance order.
 
     Columns: ``<measure> <column>`` per measure (primary first) and column, where a mean
     column is the mean of the per-set means (NaN if a set is missing); ``queries <column>``
     (queries evaluated, primary measure); and, where ``references`` (row key -> first
     stage -> set or "mean" -> value) has the primary measure, ``paper <column>`` and
-    ``diff <column>`` (reproduced - paper).
+    ``diff <column>`` (reproduced - paper). ``tirex`` (row key -> the TIREx figure, the
+    mean over corpus groups) adds the primary measure's ``TIREx`` column; its references
+    are ``references[row][tirex_stage]["tirex"]``.
     """
     require_columns(metrics, METRICS_COLUMNS, "metrics frame")
     measures = [primary, *(m for m in measures if m != primary)]
@@ -84,7 +94,9 @@ def model_zoo_table(
         raise ValueError(
             f"duplicate per-query rows: {metrics[duplicated].head(3).to_dict('records')}"
         )
-    rows = list(dict.fromkeys(zip(metrics["row"], metrics["system"], strict=True)))
+    if rows is None:
+        rows = list(dict.fromkeys(zip(metrics["row"], metrics["system"], strict=True)))
+    rows = [tuple(row) for row in rows]
     labels = [label for _, label in rows]
     if len(set(labels)) != len(labels):
         raise ValueError(f"two table rows share a label: {labels}")
@@ -112,6 +124,8 @@ def model_zoo_table(
             table[f"{name} {column.label}"] = [
                 float(means.get((row, *key), np.nan)) for row, _ in rows
             ]
+        if tirex is not None and measure == primary:
+            table[f"{name} {TIREX_LABEL}"] = [tirex.get(row, np.nan) for row, _ in rows]
     for column in (c for c in columns if c.dataset != MEAN):
         cells = [int(counts.get((row, column.first_stage, column.dataset), 0)) for row, _ in rows]
         table[f"queries {column.label}"] = cells
@@ -121,6 +135,8 @@ def model_zoo_table(
                 "rows were evaluated on different query counts for %s: %s", column.label, present
             )
     if references:
+        if tirex is not None:
+            columns = [*columns, Column(tirex_stage or "", TIREX, TIREX_LABEL)]
         _add_references(table, rows, columns, references, display_name(primary))
     return table
 
@@ -139,7 +155,9 @@ def _reference(
     if column.dataset != MEAN:
         return math.nan
     parts = [
-        c.dataset for c in columns if c.first_stage == column.first_stage and c.dataset != MEAN
+        c.dataset
+        for c in columns
+        if c.first_stage == column.first_stage and c.dataset not in (MEAN, TIREX)
     ]
     if parts and all(part in given for part in parts):
         return float(np.mean([given[part] for part in parts]))
@@ -264,14 +282,21 @@ def write_model_zoo(
     notes: Sequence[str] = (),
     *,
     references: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    tirex: Mapping[str, float] | None = None,
+    tirex_stage: str | None = None,
+    rows: Sequence[tuple[str, str]] | None = None,
     primary: str = "nDCG@10",
     measures: Sequence[str] = DEFAULT_MEASURES,
 ) -> pd.DataFrame:
     """Write the model zoo as CSV (all measures), Markdown and PNG (primary measure);
     ``outputs`` maps ``md``, ``csv`` and ``png`` to paths. Each file is written atomically."""
-    table = model_zoo_table(metrics, first_stages, evaluation, primary, measures, references)
+    table = model_zoo_table(
+        metrics, first_stages, evaluation, primary, measures, references, tirex, tirex_stage, rows
+    )
     name = display_name(primary)
     columns = [f"{name} {c.label}" for c in columns_of(metrics, first_stages, evaluation)]
+    if tirex is not None:
+        columns.append(f"{name} {TIREX_LABEL}")
     ordered = [primary, *(m for m in measures if m != primary)]
     with atomic_output(outputs["csv"]) as tmp:
         table.to_csv(tmp, float_format="%.4f")

@@ -45,6 +45,27 @@ def make_demo(
     return counts
 
 
+def register_local_collection(name: str, entry: Mapping[str, Any], manifest_path: Path) -> None:
+    """Describe a corpus on disk (config ``collections.<name>``), read it all once (building
+    the docstore beside the manifest, failing on malformed files), then write the manifest:
+    written last, it marks the collection ready."""
+    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = datasets.Manifest.from_config(name, entry, manifest_path.parent)
+    counts = datasets.check_collection(manifest)
+    manifest.write(manifest_path)
+    LOGGER.info("local collection %s: %s", name, counts)
+
+
+def make_demo_tirex(settings: Mapping[str, Any], out_dir: Path) -> None:
+    """Generate the demo's TIREx-like corpora under ``out_dir/<name>/`` and build their
+    docstores."""
+    from rank_distillm import demo_tirex
+
+    for name, path in demo_tirex.write(demo_tirex.settings_from_config(settings), out_dir).items():
+        counts = datasets.check_collection(datasets.Manifest.read(path))
+        LOGGER.info("demo TIREx corpus %s: %s", name, counts)
+
+
 def write_docstore_marker(manifests: Paths, corpus: str, out_json: Path) -> None:
     """Build ``corpus``'s docstore once (ir_datasets downloads the corpus if needed)."""
     count = datasets.build_docstore(datasets.load(corpus, manifests))
@@ -82,6 +103,11 @@ def retrieve_bm25_run(
     k1, b = settings["k1"], settings["b"]
     topics = datasets.topics(datasets.load(dataset_id, manifests))
     run = bm25(index_dir, topics, k1=k1, b=b, num_results=num_results)
+    if run.empty:
+        raise ValueError(
+            f"BM25 retrieved nothing for any of the {len(topics)} queries of {dataset_id} "
+            f"from {index_dir}: is the index built over this query set's corpus?"
+        )
     trec_io.write_run(run, out_run, tag=f"bm25.k1-{k1}.b-{b}")
     LOGGER.info("BM25: %d queries, %d rows -> %s", run["query_id"].nunique(), len(run), out_run)
 
@@ -100,6 +126,32 @@ def write_simulated_teacher_run(
     qrels = datasets.qrels(datasets.load(dataset_id, manifests))
     run = simulate_teacher(trec_io.read_run(first_stage_run), qrels, depth, noise, seed)
     trec_io.write_run(run, out_run, tag=f"simulated-teacher.noise-{noise}")
+
+
+def write_generated_teacher_run(
+    manifests: Paths,
+    dataset_id: str,
+    first_stage_run: Path,
+    out_run: Path,
+    out_stats: Path,
+    settings: Mapping[str, Any],
+    num_queries: int | None,
+    tag: str,
+) -> None:
+    """An LLM teacher's run (listwise sliding window) of ``first_stage_run``; a killed job
+    resumes from the partial file beside ``out_run``."""
+    from rank_distillm.llm_teacher import GenerationSettings, generate_teacher_run
+    from rank_distillm.texts import DatasetTexts
+
+    generate_teacher_run(
+        first_stage_run,
+        DatasetTexts(datasets.load(dataset_id, manifests)),
+        out_run,
+        GenerationSettings.from_config(settings, f"teachers.{tag}.generate"),
+        num_queries=num_queries,
+        tag=tag,
+        out_stats=out_stats,
+    )
 
 
 def _training_query_ids(manifests: Paths, dataset_id: str) -> set[str]:
@@ -180,8 +232,9 @@ def train_checkpoint(
     LOGGER.info("training summary: %s", json.dumps(summary))
 
 
-def rerank_first_stage(
-    checkpoint: str,
+def _rerank_run(
+    model: Any,
+    encoder: Any,
     manifests: Paths,
     dataset_id: str,
     first_stage_run: Path,
@@ -194,15 +247,11 @@ def rerank_first_stage(
     """``device``: ``cuda`` when a GPU is there, else ``cpu``, unless given."""
     import torch
 
-    from rank_distillm.model import PairEncoder, load_cross_encoder
     from rank_distillm.rerank import rerank
 
-    model, tokenizer = load_cross_encoder(str(checkpoint))
-    encoder = PairEncoder(tokenizer, model.query_length, model.doc_length)
     dataset = datasets.load(dataset_id, manifests)
     topics = datasets.topics(dataset)
     run = trec_io.truncate_run(trec_io.read_run(first_stage_run), depth)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     reranked = rerank(
         model,
         encoder,
@@ -211,27 +260,106 @@ def rerank_first_stage(
         datasets.doc_texts(dataset, run["doc_id"], max_words=model.doc_length),
         depth=depth,
         batch_size=batch_size,
-        device=device,
+        device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
     )
     trec_io.write_run(reranked, out_run, tag=tag)
+    LOGGER.info("re-ranked %s (%s) -> %s", first_stage_run, dataset_id, out_run)
+
+
+def rerank_first_stages(
+    checkpoint: str,
+    manifests: Paths,
+    jobs: Sequence[Mapping[str, Any]],
+    batch_size: int,
+    tag: str,
+    device: str | None = None,
+) -> None:
+    """Re-rank several first-stage runs with one checkpoint, loaded once. Each job names
+    ``dataset``, ``first_stage_run``, ``out_run`` and ``depth``; ``device`` as in
+    :func:`_rerank_run`."""
+    from rank_distillm.model import PairEncoder, load_cross_encoder
+
+    model, tokenizer = load_cross_encoder(str(checkpoint))
+    encoder = PairEncoder(tokenizer, model.query_length, model.doc_length)
+    for job in jobs:
+        _rerank_run(
+            model,
+            encoder,
+            manifests,
+            job["dataset"],
+            Path(job["first_stage_run"]),
+            Path(job["out_run"]),
+            job["depth"],
+            batch_size,
+            tag,
+            device,
+        )
 
 
 def write_metrics(
     manifests: Paths,
-    dataset_id: str,
-    run: Path,
-    out_tsv: Path,
+    jobs: Sequence[Mapping[str, Any]],
     measures: Sequence[str],
-    relevance_level: int,
 ) -> None:
+    """Per-query measures of runs; each job names ``dataset``, ``run``, ``out_tsv`` and
+    ``relevance_level``."""
     from rank_distillm import evaluate
 
-    qrels = datasets.qrels(datasets.load(dataset_id, manifests))
-    per_query = evaluate.evaluate_run(
-        trec_io.read_run(run), qrels, measures, relevance_level=relevance_level
+    for job in jobs:
+        qrels = datasets.qrels(datasets.load(job["dataset"], manifests))
+        per_query = evaluate.evaluate_run(
+            trec_io.read_run(job["run"]), qrels, measures, relevance_level=job["relevance_level"]
+        )
+        evaluate.write_per_query(per_query, Path(job["out_tsv"]))
+        summary = evaluate.aggregate(per_query).to_string()
+        LOGGER.info("%s on %s:\n%s", job["run"], job["dataset"], summary)
+
+
+def _tirex_aggregates(
+    cells: Sequence[Sequence[Any]], tirex_config: Mapping[str, Any], rule: str
+) -> tuple[Any, dict[str, pd.DataFrame]]:
+    """TIREx aggregates of ``cells``: (row key, row label, task id, per-query TSV, run) each.
+
+    Systems are named by their row key; the intersection rule reads each run's queries.
+    """
+    from rank_distillm import evaluate, tirex
+
+    selection = tirex.select_tasks(tirex_config, "tirex")
+    metrics = pd.concat(
+        [
+            evaluate.read_per_query(path).assign(system=key, task=task)
+            for key, _, task, path, _ in cells
+        ],
+        ignore_index=True,
     )
-    evaluate.write_per_query(per_query, out_tsv)
-    LOGGER.info("%s on %s:\n%s", run, dataset_id, evaluate.aggregate(per_query).to_string())
+    run_queries = None
+    if rule == "intersection":
+        run_queries = pd.DataFrame(
+            [
+                (key, task, query_id)
+                for key, _, task, _, run in cells
+                for query_id in trec_io.run_query_ids(run)
+            ],
+            columns=["system", "task", "query_id"],
+        )
+    return selection, tirex.aggregate(metrics, selection, rule, run_queries)
+
+
+def write_tirex_files(
+    cells: Sequence[Sequence[Any]],
+    tirex_config: Mapping[str, Any],
+    rule: str,
+    outputs: Mapping[str, Path],
+    title: str,
+) -> None:
+    """The TIREx tables and plot; rows are labelled as in the model zoo."""
+    from rank_distillm import tirex_report
+
+    selection, aggregates = _tirex_aggregates(cells, tirex_config, rule)
+    labels = {key: label for key, label, *_ in cells}
+    for frame in aggregates.values():
+        frame["system"] = frame["system"].map(labels)
+    tirex_report.write_tirex_tables(aggregates, selection, rule, outputs, title)
 
 
 def write_model_zoo_files(
@@ -244,10 +372,27 @@ def write_model_zoo_files(
     title: str,
     notes: Sequence[str],
     measures: Sequence[str],
+    tirex_cells: Sequence[Sequence[Any]] = (),
+    tirex_config: Mapping[str, Any] | None = None,
+    tirex_rule: str = "judged",
+    tirex_stage: str | None = None,
+    rows: Sequence[Sequence[str]] | None = None,
 ) -> None:
     """``cells``: (row key, row label, kind, first stage, split, per-query TSV) per cell;
-    ``relevance_levels``: the level of each evaluation set, by its label."""
-    from rank_distillm import evaluate, report
+    ``rows``: (key, label) of every row in order, also rows without cells;
+    ``relevance_levels``: the level of each evaluation set, by its label; ``tirex_cells``
+    (as for :func:`write_tirex_files`) give the table its TIREx column."""
+    from rank_distillm import evaluate, report, tirex_report
+
+    tirex = None
+    if tirex_cells:
+        selection, aggregates = _tirex_aggregates(tirex_cells, tirex_config or {}, tirex_rule)
+        tirex = tirex_report.overall_figure(aggregates)
+        notes = [
+            *notes,
+            "TIREx: nDCG@10, the arithmetic mean over corpus groups (per group: tirex.md). "
+            + selection.note(),
+        ]
 
     frames = [
         evaluate.read_per_query(path).assign(
@@ -261,6 +406,9 @@ def write_model_zoo_files(
         first_stages=first_stages,
         evaluation=evaluation,
         references=references,
+        tirex=tirex,
+        tirex_stage=tirex_stage,
+        rows=rows,
         title=title,
         notes=[*notes, *evaluate.relevance_notes(measures, relevance_levels)],
         measures=measures,
