@@ -95,3 +95,13 @@ def tirex_cells():
         if pairs and all(pair in row.systems for pair in pairs)
         for stage, split in pairs
     ]
+
+
+def metrics_job(split, stage, system):
+    """What the evaluate step needs for one run."""
+    return {
+        "dataset": EXP.dataset_id(split),
+        "run": EXP.system_run(split, stage, system),
+        "out_tsv": EXP.metrics_file(split, stage, system),
+        "relevance_level": EXP.evaluation[split].relevance_level,
+    }

@@ -62,7 +62,6 @@ if EXP.demo_tirex:
             manifests=list(EXP.demo_tirex_manifests().values()),
         params:
             settings=EXP.demo_tirex,
-            out_dir=f"{EXP.root}/data/collections",
         log:
             EXP.log("data", "demo-tirex"),
         conda:

@@ -2,15 +2,6 @@
 # and each first-stage or teacher run on its own.
 
 
-def metrics_job(split, stage, system):
-    return {
-        "dataset": EXP.dataset_id(split),
-        "run": EXP.system_run(split, stage, system),
-        "out_tsv": EXP.metrics_file(split, stage, system),
-        "relevance_level": EXP.evaluation[split].relevance_level,
-    }
-
-
 rule evaluate_reranker:
     input:
         EXP.manifests(),
