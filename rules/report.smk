@@ -13,7 +13,9 @@ rule model_zoo:
         rows=[(row.key, row.label) for row in EXP.rows],
         first_stages={name: stage.label for name, stage in EXP.first_stages.items()},
         evaluation={name: e.label for name, e in EXP.evaluation.items()},
-        relevance_levels={e.label: e.relevance_level for e in EXP.evaluation.values()},
+        relevance_levels={
+            e.label: e.relevance_level for e in EXP.evaluation.values() if not e.tirex
+        },
         references=EXP.references,
         tirex_cells=tirex_cells(),
         tirex_config=TIREX_CONFIG,

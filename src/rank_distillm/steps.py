@@ -390,8 +390,8 @@ def write_model_zoo_files(
         tirex = tirex_report.overall_figure(aggregates)
         notes = [
             *notes,
-            "TIREx: nDCG@10, the arithmetic mean over corpus groups (per group: tirex.md). "
-            + selection.note(),
+            "TIREx column: nDCG@10, the arithmetic mean over corpus groups (per group: "
+            f"tirex.md); {selection.note().removeprefix('TIREx: ')}",
         ]
 
     frames = [
