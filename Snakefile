@@ -22,6 +22,7 @@ include: "rules/train.smk"
 include: "rules/rerank.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/model_card.smk"
 
 
 report: "workflow/report/workflow.rst"
@@ -30,4 +31,5 @@ report: "workflow/report/workflow.rst"
 rule all:
     input:
         REPORT.targets(),
+        expand(rules.model_card.output.card, model=EXP.models),
     default_target: True

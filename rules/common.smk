@@ -19,7 +19,9 @@ LOGS = f"{EXP.root}/logs"
 COMPUTE = config["compute"]
 BM25_STAGES = [name for name, stage in EXP.first_stages.items() if stage.bm25 is not None]
 SIMULATED_TEACHERS = [name for name, teacher in EXP.teachers.items() if teacher.simulated]
+GENERATED_TEACHERS = [name for name, t in EXP.teachers.items() if t.generate is not None]
 CORPORA = {experiments.slug(corpus): corpus for corpus in EXP.corpora()}
+COLLECTIONS = {experiments.slug(name): name for name in EXP.collections}
 
 
 def _alternatives(names):
@@ -31,12 +33,14 @@ wildcard_constraints:
     first_stage=_alternatives(EXP.first_stages),
     bm25_stage=_alternatives(BM25_STAGES),
     simulated=_alternatives(SIMULATED_TEACHERS),
+    generated=_alternatives(GENERATED_TEACHERS),
     teacher=_alternatives(EXP.teachers),
     reranker=_alternatives(EXP.rerankers()),
     model=_alternatives(EXP.models),
     backbone=_alternatives(EXP.backbones),
-    system=_alternatives([*EXP.first_stages, *EXP.teachers, *EXP.rerankers()]),
+    run_system=_alternatives([*EXP.first_stages, *EXP.teachers]),
     corpus=_alternatives(CORPORA),
+    collection=_alternatives(COLLECTIONS),
     queries=r"all|\d+",
     depth=r"\d+",
 
@@ -63,10 +67,11 @@ def training_settings(model):
     return dict(EXP.models[model].settings)
 
 
-def zoo_cells():
-    """(row key, row label, kind, first stage, split, metrics file) for every table cell."""
-    return [
-        (row.key, row.label, row.kind, stage, split, EXP.metrics_file(split, stage, system))
-        for row in EXP.rows
-        for (stage, split), system in row.systems.items()
-    ]
+def metrics_job(split, stage, system):
+    """What the evaluate step needs for one run."""
+    return {
+        "dataset": EXP.dataset_id(split),
+        "run": EXP.system_run(split, stage, system),
+        "out_tsv": EXP.metrics_file(split, stage, system),
+        "relevance_level": EXP.evaluation[split].relevance_level,
+    }

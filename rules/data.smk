@@ -40,3 +40,39 @@ rule docstore:
         "../envs/pipeline.yaml"
     script:
         "../workflow/scripts/docstore.py"
+
+
+rule local_collection:
+    output:
+        manifest=f"{EXP.root}/data/collections/{{collection}}/manifest.json",
+    params:
+        name=lambda wildcards: COLLECTIONS[wildcards.collection],
+        entry=lambda wildcards: EXP.collections[COLLECTIONS[wildcards.collection]],
+    resources:
+        mem_mb=COMPUTE["prepare_mem_mb"],
+        runtime=240,
+    log:
+        EXP.log("data", "collection-{collection}"),
+    benchmark:
+        EXP.benchmark("data", "collection-{collection}")
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../workflow/scripts/local_collection.py"
+
+
+if EXP.demo_tirex:
+
+    rule demo_tirex_data:
+        output:
+            manifests=list(EXP.demo_tirex_manifests().values()),
+        params:
+            settings=EXP.demo_tirex,
+        log:
+            EXP.log("data", "demo-tirex"),
+        benchmark:
+            EXP.benchmark("data", "demo-tirex")
+        conda:
+            "../envs/pipeline.yaml"
+        script:
+            "../workflow/scripts/demo_tirex_data.py"

@@ -4,7 +4,7 @@
 # package versions: all flagged for `snakemake --report results/<experiment>/report.html`.
 # `snakemake tables` rebuilds the tables and plots from the metrics on disk and never
 # schedules an upstream job (see docs/report.md). rank_distillm.report_files holds the
-# logic; a new table (TIREx) adds a rule here and its outputs to ReportSpec.targets().
+# logic; the TIREx tables (rule tirex_tables) get the same formats and markers.
 from rank_distillm.report_files import ReportSpec, loss_png
 
 
@@ -26,7 +26,7 @@ ZOO_FILES = {
 
 rule model_zoo:
     input:
-        sorted({cell.metrics for cell in REPORT.cells}),
+        REPORT.metrics_files(),
     output:
         **{
             kind: report(
@@ -121,7 +121,7 @@ rule loss_curve:
 rule benchmark_summary:
     input:
         # Last: every other job has written its benchmark file by then.
-        [*ZOO.values(), *REPORT.plots()],
+        [*REPORT.tables(), *REPORT.plots()],
     output:
         html=report(
             PAGES["benchmarks_html"],
@@ -185,3 +185,46 @@ rule tables:
         "../envs/pipeline.yaml"
     script:
         "../workflow/scripts/tables.py"
+
+
+if REPORT.tirex:
+    TIREX_FILES = {
+        "html": "table (HTML)",
+        "md": "Markdown",
+        "csv": "CSV with markers",
+        "tex": "LaTeX (booktabs)",
+        "tasks": "per task (CSV)",
+        "tests": "significance tests (CSV)",
+    }
+
+    rule tirex_tables:
+        input:
+            sorted({cell.metrics for cell in REPORT.tirex.cells}),
+        output:
+            **{
+                kind: report(
+                    REPORT.tirex.outputs[kind],
+                    caption="../workflow/report/tirex.rst",
+                    category="1. Tables",
+                    subcategory="TIREx",
+                    labels={"table": "TIREx", "file": label},
+                )
+                for kind, label in TIREX_FILES.items()
+            },
+            png=report(
+                REPORT.tirex.outputs["png"],
+                caption="../workflow/report/tirex.rst",
+                category="2. Plots",
+                subcategory="TIREx",
+                labels={"plot": "nDCG@10 per corpus group"},
+            ),
+        params:
+            spec=REPORT,
+        log:
+            EXP.log("report", "tirex"),
+        benchmark:
+            EXP.benchmark("report", "tirex")
+        conda:
+            "../envs/pipeline.yaml"
+        script:
+            "../workflow/scripts/tirex_tables.py"

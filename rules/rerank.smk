@@ -1,28 +1,36 @@
-# Stage 5: re-ranking each first stage's top passages with each model and published
-# checkpoint.
+# Stage 5: re-ranking every (first stage, evaluation set) cell with each model and
+# published checkpoint: one job per checkpoint, which loads it once.
 
 
 rule rerank:
     input:
-        lambda wildcards: EXP.text_inputs(wildcards.split),
+        EXP.manifests(),
         lambda wildcards: local([EXP.reranker_path(wildcards.reranker)]),
-        first_stage=lambda wildcards: EXP.first_stage_run(wildcards.first_stage, wildcards.split),
+        [EXP.text_inputs(split) for _, split in EXP.pairs],
+        first_stages=[EXP.first_stage_run(stage, split) for stage, split in EXP.pairs],
     output:
-        run=EXP.run_file("{split}", "{first_stage}", "{reranker}"),
+        runs=[EXP.run_file(split, stage, "{reranker}") for stage, split in EXP.pairs],
     params:
         checkpoint=lambda wildcards: EXP.reranker_path(wildcards.reranker),
         manifests=EXP.manifests(),
-        dataset=lambda wildcards: EXP.dataset_id(wildcards.split),
-        depth=lambda wildcards: EXP.first_stages[wildcards.first_stage].depth,
+        jobs=lambda wildcards: [
+            {
+                "dataset": EXP.dataset_id(split),
+                "first_stage_run": EXP.first_stage_run(stage, split),
+                "out_run": EXP.run_file(split, stage, wildcards.reranker),
+                "depth": EXP.first_stages[stage].depth,
+            }
+            for stage, split in EXP.pairs
+        ],
         batch_size=config["rerank"]["batch_size"],
     resources:
         gpu=1,
         mem_mb=COMPUTE["rerank_mem_mb"],
-        runtime=60,
+        runtime=30 + 10 * len(EXP.pairs),
     log:
-        EXP.log("rerank", "{split}", "{first_stage}", "{reranker}"),
+        EXP.log("rerank", "{reranker}"),
     benchmark:
-        EXP.benchmark("rerank", "{split}", "{first_stage}", "{reranker}")
+        EXP.benchmark("rerank", "{reranker}")
     conda:
         "../envs/pipeline.yaml"
     script:

@@ -28,6 +28,42 @@ rule simulated_teacher_run:
         "../workflow/scripts/simulated_teacher.py"
 
 
+rule generate_teacher_run:
+    input:
+        lambda wildcards: EXP.text_inputs(wildcards.split),
+        lambda wildcards: local([EXP.teachers[wildcards.generated].generate["model"]]),
+        first_stage=lambda wildcards: EXP.first_stage_run(wildcards.first_stage, wildcards.split),
+    output:
+        run=f"{EXP.root}/runs/{{split}}/{{first_stage}}/{{generated}}.run",
+        stats=f"{EXP.root}/runs/{{split}}/{{first_stage}}/{{generated}}.json",
+    params:
+        manifests=EXP.manifests(),
+        dataset=lambda wildcards: EXP.dataset_id(wildcards.split),
+        settings=lambda wildcards: {
+            **EXP.teachers[wildcards.generated].generate,
+            "depth": (
+                EXP.teachers[wildcards.generated].depth
+                if wildcards.split == "train"
+                else EXP.first_stages[wildcards.first_stage].depth
+            ),
+        },
+        num_queries=lambda wildcards: (
+            EXP.teachers[wildcards.generated].queries if wildcards.split == "train" else None
+        ),
+    resources:
+        gpu=1,
+        mem_mb=COMPUTE["rerank_mem_mb"],
+        runtime=lambda wildcards: 600 if wildcards.split == "train" else 60,
+    log:
+        EXP.log("teacher", "{split}", "{first_stage}", "{generated}"),
+    benchmark:
+        EXP.benchmark("teacher", "{split}", "{first_stage}", "{generated}")
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../workflow/scripts/generate_teacher_run.py"
+
+
 rule teacher_table:
     input:
         EXP.manifests(),

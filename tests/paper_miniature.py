@@ -36,8 +36,8 @@ TRAIN_RUN = "__colbert__msmarco-passage-train-judged.run"
 TEACHER_RUN = "__rankzephyr-colbert-10000-sampled-100__msmarco-passage-train-judged.run"
 
 
-def _text(rng: random.Random) -> str:
-    return " ".join(rng.choices(WORDS, k=rng.randint(8, 30)))
+def _text(rng: random.Random, words: list[str] = WORDS) -> str:
+    return " ".join(rng.choices(words, k=rng.randint(8, 30)))
 
 
 def _write_lines(path: Path, lines: list[str], compress: bool = False) -> None:
@@ -81,8 +81,19 @@ def build(shared_data: Path, workdir: Path, home: Path, seed: int = 0) -> Path:
     base.mkdir(parents=True)
     # ir_datasets' migration marker (exactly "v2"); without it, it deletes collection.tsv.
     (base / "irds_version.txt").write_text("v2")
+    # Passages mix filler with the TREC DL topics' words, so BM25 (PISA over this
+    # collection, the paper config's DL20 BM25) retrieves something for most queries.
+    topic_words = sorted(
+        {
+            w
+            for name in ("topics.dl19-passage.txt", "topics.dl20.txt")
+            for line in (trec_dl / name).read_text().splitlines()
+            for w in line.split("\t")[1].split()
+        }
+    )
+    vocabulary = WORDS + topic_words
     passages = sorted(needed | set(train_docs), key=int)
-    _write_lines(base / "collection.tsv", [f"{d}\t{_text(rng)}" for d in passages])
+    _write_lines(base / "collection.tsv", [f"{d}\t{_text(rng, vocabulary)}" for d in passages])
     _write_lines(base / "train" / "queries.tsv", [f"{q}\t{_text(rng)}" for q in train_ids])
     _write_lines(base / "train" / "qrels", train_qrels)
     for year in ("2019", "2020"):
@@ -104,6 +115,9 @@ def build(shared_data: Path, workdir: Path, home: Path, seed: int = 0) -> Path:
             "webis-monoelectra-large": {"path": str(models["published-large"])},
         },
         "teachers": {"rankzephyr": {"queries": TEACHER_QUERIES}},
+        # TIREx's corpora are not here offline (its path is tested on the demo's corpora
+        # and on Vaswani): no tasks.
+        "tirex": {"tasks": []},
         "models": {"electra-base.stage1": {"steps": 4}, "electra-large.stage1": {"steps": 4}},
         "training_defaults": {"queries_per_step": 4, "query_length": 16, "doc_length": 48},
         "rerank": {"batch_size": 256},

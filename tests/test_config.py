@@ -131,21 +131,26 @@ def test_paper_plan_builds_offline_with_every_stage(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     counts = job_counts(result.stdout)
     # Downloads: ColBERTv2's training run and DL19/DL20 runs, BM25's DL19 run, RankZephyr's.
+    # TIREx: 11 tasks (the 18 on licensed corpora are skipped) on 8 corpora.
     assert counts == {
         "download": 5,
-        "docstore": 1,
-        "bm25_index": 1,
-        "bm25_run": 1,  # BM25 on DL20 (the authors' DL19 run is given)
+        "docstore": 1 + 8,  # MS MARCO and the TIREx corpora
+        "bm25_index": 1 + 8,
+        "bm25_run": 1 + 11,  # BM25 on DL20 (the authors' DL19 run is given), the tasks
         "hard_negative_table": 1,
         "teacher_table": 1,
         "train_model": 6,  # base: stage 1, +RankNet, +ADR-MSE, distillation only; large: 2
-        "rerank": 32,  # 6 models + 2 published checkpoints, x 4 (first stage, set) cells
-        "evaluate": 36,  # those 32 + the 4 first-stage cells
+        # One job per model and published checkpoint for all its cells (4 DL + 11 TIREx):
+        "rerank": 8,
+        "evaluate_reranker": 8,
+        "evaluate": 4 + 11,  # the first stage's cells
         "model_zoo": 1,
         "per_query_plots": 1,
         "loss_curve": 6,  # one per trained model
         "benchmark_summary": 1,
         "environment": 1,
+        "tirex_tables": 1,
+        "model_card": 6,  # one per trained model
         "all": 1,
     }
     assert seconds < 30  # the test machine is shared; on an idle one it takes ~2 s
@@ -154,7 +159,7 @@ def test_paper_plan_builds_offline_with_every_stage(tmp_path: Path) -> None:
         if job["rule"] in ("train_model", "rerank"):
             assert "gpu=1" in job["resources"], job
             assert "mem_mb=" in job["resources"] and "runtime=" in job["resources"]
-        elif job["rule"] in ("evaluate", "model_zoo", "download"):
+        elif job["rule"] in ("evaluate", "evaluate_reranker", "model_zoo", "download"):
             assert "gpu=" not in job["resources"], job
     large = next(
         j for j in jobs if j["rule"] == "train_model" and "electra-large.stage1\n" in j["text"]

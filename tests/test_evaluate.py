@@ -15,8 +15,10 @@ from rank_distillm.evaluate import (
     atomic_output,
     evaluate_run,
     read_per_query,
+    relevance_notes,
     write_per_query,
 )
+from rank_distillm.io import read_qrels
 
 TREC_DL = Path(__file__).resolve().parents[2] / "shared" / "data" / "trec-dl"
 
@@ -129,16 +131,20 @@ def test_integer_ids_become_strings() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("rows", "message"),
-    [
-        ([("q1", "d1", 1, 1.0), ("q1", "d1", 2, 0.5)], "duplicate \\(query_id, doc_id\\)"),
-        ([("q1", "d1", 1, 1.0), ("q1", "d2", 1, 0.5)], "duplicate ranks"),
-    ],
-)
-def test_ambiguous_runs_rejected(rows: list[tuple[str, str, int, float]], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_duplicate_passages_are_rejected() -> None:
+    rows = [("q1", "d1", 1, 1.0), ("q1", "d1", 2, 0.5)]
+    with pytest.raises(ValueError, match="duplicate \\(query_id, doc_id\\)"):
         evaluate_run(make_run(rows), QRELS)
+
+
+def test_equal_ranks_keep_the_frames_order() -> None:
+    """io.read_run orders equal ranks (by score, then file order); evaluation keeps it."""
+    qrels = pd.DataFrame({"query_id": ["q"] * 2, "doc_id": ["a", "b"], "relevance": [0, 1]})
+    for first, expected in (("a", 0.5), ("b", 1.0)):
+        second = "b" if first == "a" else "a"
+        run = make_run([("q", first, 1, 0.0), ("q", second, 1, 0.0)])
+        result = evaluate_run(run, qrels, measures=["RR@10"])
+        assert result["value"].tolist() == [expected]
 
 
 def test_aggregate() -> None:
@@ -224,3 +230,36 @@ def test_reference_ndcg(run_name: str, qrels_name: str, expected: float) -> None
     result = evaluate_run(run[run["rank"] <= 100], qrels, measures=["nDCG@10"])
     assert result["query_id"].nunique() == qrels["query_id"].nunique()
     assert result["value"].mean() == pytest.approx(expected, abs=5e-4)
+
+
+def test_relevance_level_two_on_the_trec_dl_judgements(shared_data: Path) -> None:
+    """TREC DL passage qrels: binary measures count grade >= 2 (trec_eval -l 2); nDCG is
+    unchanged. A run of one grade-1 passage then one grade-2 passage, by hand:
+    RR@10 is 1 at level 1 and 1/2 at level 2; AP@100 is (1/1 + 2/2) / n1 at level 1 and
+    (1/2) / n2 at level 2, with n1, n2 the query's passages of grade >= 1 and >= 2."""
+    qrels = read_qrels(shared_data / "trec-dl" / "qrels.dl19-passage.txt")
+    query = "19335"
+    own = qrels[qrels["query_id"] == query]
+    grade1 = own.loc[own["relevance"] == 1, "doc_id"].iloc[0]
+    grade2 = own.loc[own["relevance"] == 2, "doc_id"].iloc[0]
+    n1, n2 = int((own["relevance"] >= 1).sum()), int((own["relevance"] >= 2).sum())
+    run = make_run([(query, grade1, 1, 2.0), (query, grade2, 2, 1.0)])
+    measures = ["RR@10", "AP@100", "nDCG@10"]
+    at = {
+        level: as_dict(evaluate_run(run, own, measures, relevance_level=level)) for level in (1, 2)
+    }
+    assert at[1][(query, "RR@10")] == pytest.approx(1.0)
+    assert at[2][(query, "RR@10")] == pytest.approx(0.5)
+    assert at[1][(query, "AP@100")] == pytest.approx(2 / n1)
+    assert at[2][(query, "AP@100")] == pytest.approx(0.5 / n2)
+    assert at[1][(query, "nDCG@10")] == at[2][(query, "nDCG@10")]
+
+
+def test_relevance_notes_name_the_binary_measures() -> None:
+    notes = relevance_notes(["nDCG@10", "RR@10", "AP@100"], {"DL19": 2, "DL20": 2, "Vaswani": 1})
+    assert notes == [
+        "RR@10, MAP@100 count grade >= 2 as relevant (trec_eval -l 2) on DL19, DL20; "
+        "nDCG uses the graded labels.",
+        "RR@10, MAP@100 count grade >= 1 as relevant (trec_eval -l 1) on Vaswani; "
+        "nDCG uses the graded labels.",
+    ]

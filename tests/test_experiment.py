@@ -32,7 +32,7 @@ def edited(config: dict[str, Any], edit) -> dict[str, Any]:
 def test_demo_has_one_first_stage_and_the_simulated_teacher(demo_config) -> None:
     exp = from_config(demo_config)
     assert exp.root == "results/demo"
-    assert exp.pairs == [("bm25", "dl19"), ("bm25", "dl20")]
+    assert exp.table_pairs == [("bm25", "dl19"), ("bm25", "dl20")]
     assert [row.key for row in exp.rows] == [
         "first-stage",
         "simulated-teacher",
@@ -60,14 +60,19 @@ def test_demo_has_one_first_stage_and_the_simulated_teacher(demo_config) -> None
 
 def test_paper_table_is_every_first_stage_by_every_set(paper_config) -> None:
     exp = from_config(paper_config)
-    assert exp.pairs == [
+    assert exp.table_pairs == [
         ("bm25", "dl19"),
         ("bm25", "dl20"),
         ("colbert", "dl19"),
         ("colbert", "dl20"),
     ]
     rows = {row.key: row for row in exp.rows}
-    assert rows["first-stage"].systems == {
+    table = {
+        pair: system
+        for pair, system in rows["first-stage"].systems.items()
+        if pair in exp.table_pairs
+    }
+    assert table == {
         ("bm25", "dl19"): "bm25",
         ("bm25", "dl20"): "bm25",
         ("colbert", "dl19"): "colbert",
@@ -154,7 +159,7 @@ def test_ablation_grid_expands_and_reuses_equal_models(paper_config) -> None:
         ),
         (
             lambda c: c["references"]["first-stage"].update({"bm25": {"dl21": 0.5}}),
-            "references.first-stage.bm25.dl21: not an evaluation set or 'mean'",
+            "references.first-stage.bm25.dl21: not an evaluation set, 'mean' or 'tirex'",
         ),
         (
             lambda c: c["first_stages"]["colbert"]["runs"].update(dl21="x.run"),
@@ -203,3 +208,73 @@ def test_an_override_file_changes_single_values(tmp_path) -> None:
     assert exp.models["electra-base.stage1"].label.startswith("monoELECTRA-base")
     assert exp.backbone_dir("electra-base") == "/models/tiny"
     assert exp.models["electra-base.stage1.rankzephyr.ranknet"].queries == 20
+
+
+# --------------------------------------------------------------------------- TIREx
+
+
+def test_tirex_tasks_are_evaluation_sets_of_their_own_table(demo_config) -> None:
+    exp = from_config(demo_config)
+    tasks = {name: spec for name, spec in exp.evaluation.items() if spec.tirex}
+    assert list(tasks) == ["tirex-demo-news-2019", "tirex-demo-news-2020", "tirex-demo-args-test"]
+    news = tasks["tirex-demo-news-2019"]
+    assert (news.dataset, news.group, news.corpus) == ("demo-news/2019", "demo-news", "demo-news")
+    # One index per corpus: both news tasks search demo-news.
+    assert exp.index_dir(news.corpus) == exp.index_dir(tasks["tirex-demo-news-2020"].corpus)
+    assert exp.tirex_first_stage == "bm25"
+    assert exp.table_pairs == [("bm25", "dl19"), ("bm25", "dl20")]
+    assert exp.tirex_pairs == [("bm25", name) for name in tasks]
+    rows = {row.key: row for row in exp.rows}
+    # Models and the first stage run on TIREx; the teacher is compared on DL only.
+    assert ("bm25", "tirex-demo-args-test") in rows["tiny-electra.stage1"].systems
+    assert ("bm25", "tirex-demo-args-test") in rows["first-stage"].systems
+    assert set(rows["simulated-teacher"].systems) == {("bm25", "dl19"), ("bm25", "dl20")}
+    assert exp.manifests()[1:] == [
+        "results/demo/data/collections/demo-news/manifest.json",
+        "results/demo/data/collections/demo-args/manifest.json",
+    ]
+    assert exp.text_inputs("tirex-demo-args-test") == exp.manifests()  # built with the data
+
+
+def test_paper_tirex_catalogue_skips_licensed_corpora(paper_config) -> None:
+    exp = from_config(paper_config)
+    assert len(exp.tirex.catalogue) == 29
+    assert len({task.group for task in exp.tirex.catalogue}) == 13
+    used = [spec for spec in exp.evaluation.values() if spec.tirex]
+    assert [spec.label for spec in used] == [
+        "antique/test",
+        "argsme/2020-04-01/touche-2020-task-1",
+        "argsme/2020-04-01/touche-2021-task-1",
+        "cord19/fulltext/trec-covid",
+        "cranfield",
+        "medline/2004/trec-genomics-2004",
+        "medline/2004/trec-genomics-2005",
+        "medline/2017/trec-pm-2017",
+        "medline/2017/trec-pm-2018",
+        "nfcorpus/test",
+        "vaswani",
+    ]
+    corpora = {spec.label: spec.corpus for spec in used}
+    # medline forms one group but searches two corpora.
+    assert corpora["medline/2004/trec-genomics-2005"] == "medline/2004"
+    assert corpora["medline/2017/trec-pm-2017"] == "medline/2017"
+    assert corpora["argsme/2020-04-01/touche-2021-task-1"] == "argsme/2020-04-01"
+    assert "needs the ClueWeb09 licence" in exp.tirex.skipped["clueweb09/en/trec-web-2009"]
+    # ColBERTv2 has no TIREx runs: TIREx is re-ranked from BM25 only.
+    assert {stage for stage, _ in exp.tirex_pairs} == {"bm25"}
+
+
+def test_tirex_task_without_a_first_stage_run_is_an_error(paper_config) -> None:
+    def edit(config):
+        config["tirex"]["first_stage"] = "colbert"
+
+    with pytest.raises(ConfigError, match="tirex task antique/test: no first stage has a run"):
+        from_config(edited(paper_config, edit))
+
+
+def test_unknown_tirex_dataset_is_an_error(demo_config) -> None:
+    def edit(config):
+        config["tirex"]["tasks"].append({"id": "no-such/collection"})
+
+    with pytest.raises(ConfigError, match="'no-such/collection' is neither an ir_datasets id"):
+        from_config(edited(demo_config, edit))

@@ -305,3 +305,59 @@ def test_reading_a_large_file_is_announced_in_the_log(tmp_path, monkeypatch, cap
     with caplog.at_level(logging.INFO, logger="rank_distillm.io"):
         read_run(path)
     assert caplog.messages[0] == f"reading {path} (0.0 GiB, gzip)"
+
+
+# --------------------------------------------------------------------------- streaming runs
+
+
+SPLIT_RUN = """\
+q2 Q0 a 2 1.0 t
+q2 Q0 b 1 2.0 t
+q2 Q0 b 3 0.5 t
+q1 Q0 c 1 9.0 t
+q3 Q0 d 1 1.0 t
+q3 Q0 e 2 0.9 t
+q3 Q0 f 3 0.8 t
+"""
+
+
+@pytest.mark.parametrize("chunk_lines", [1, 2, 3, 100])
+def test_chunks_hold_whole_queries_and_read_as_read_run_does(
+    tmp_path: Path, chunk_lines: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, "run.txt", SPLIT_RUN)
+    with caplog.at_level(logging.WARNING, logger="rank_distillm.io"):
+        chunks = list(trec_io.iter_run_chunks(path, chunk_lines))
+    for chunk in chunks:
+        assert list(chunk.columns) == trec_io.RUN_COLUMNS
+    # No query is cut between two chunks.
+    seen = [set(chunk["query_id"]) for chunk in chunks]
+    assert sum(len(ids) for ids in seen) == 3
+    streamed = pd.concat(chunks, ignore_index=True)
+    pd.testing.assert_frame_equal(streamed, read_run(path))
+    assert streamed["doc_id"].tolist() == ["b", "a", "c", "d", "e", "f"]  # q2's b keeps rank 1
+    assert "dropped 1 duplicate (query_id, doc_id) rows" in caplog.text
+
+
+def test_run_query_ids_in_first_appearance_order(tmp_path: Path) -> None:
+    path = write(tmp_path, "run.txt", SPLIT_RUN)
+    assert trec_io.run_query_ids(path, chunk_lines=2) == ["q2", "q1", "q3"]
+
+
+def test_a_query_that_comes_back_cannot_be_streamed(tmp_path: Path) -> None:
+    path = write(tmp_path, "run.txt", "q1 Q0 a 1 1 t\nq2 Q0 b 1 1 t\n\nq1 Q0 c 2 1 t\n")
+    for chunk_lines in (1, 10):
+        with pytest.raises(trec_io.RunNotGrouped, match=r"run\.txt:4: query q1 appears again"):
+            list(trec_io.iter_run_chunks(path, chunk_lines))
+
+
+def test_streaming_names_the_bad_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "run.txt", "q1 Q0 a 1 1 t\nq1 Q0 b two 1 t\n")
+    with pytest.raises(trec_io.TrecFormatError, match=r"run\.txt:2: rank 'two' is not an integer"):
+        list(trec_io.iter_run_chunks(path, 1))
+
+
+def test_streaming_reads_gzip_whatever_the_name(tmp_path: Path) -> None:
+    path = tmp_path / "run.txt"
+    path.write_bytes(gzip.compress(SPLIT_RUN.encode()))
+    assert pd.concat(trec_io.iter_run_chunks(path, 2))["doc_id"].tolist()[:2] == ["b", "a"]

@@ -82,8 +82,10 @@ def test_every_row_of_the_papers_table(zoo: pd.DataFrame) -> None:
 
 def test_table_notes_say_where_each_column_comes_from(miniature: Path) -> None:
     markdown = (miniature / "results" / "paper" / "model-zoo.md").read_text()
-    assert "DL19: `__bm25__msmarco-passage-trec-dl-2019-judged.run`" in markdown
-    assert "DL20: BM25 with PISA (k1=0.9, b=0.4)" in markdown
+    assert (
+        "BM25 columns: each query's top 100 candidates, from DL19: "
+        "`__bm25__msmarco-passage-trec-dl-2019-judged.run`; DL20: BM25 with PISA (k1=0.9, b=0.4)."
+    ) in markdown
     assert "RR@10, MAP@100 count grade >= 2 as relevant (trec_eval -l 2) on DL19, DL20" in markdown
     assert "| First stage | " in markdown and "(0.480; " in markdown
 

@@ -61,7 +61,13 @@ def test_spec_of_the_demo(demo_config) -> None:
         "png": "results/demo/model-zoo.png",
         "tests": "results/demo/model-zoo-tests.csv",
     }
-    assert len(spec.targets()) == 6 + 3 + 2 + 4
+    assert len(spec.targets()) == 6 + 7 + 3 + 2 + 4  # zoo, TIREx, per-query, loss, pages
+    # TIREx: the demo's three tasks for every row but the teacher's.
+    assert spec.tirex is not None and spec.tirex.rule == "judged"
+    assert len(spec.tirex.cells) == 3 * 3
+    assert {cell.row for cell in spec.tirex.cells} == {"first-stage", STAGE1, DISTILLED}
+    assert spec.tirex.outputs["tex"] == "results/demo/tirex.tex"
+    assert len(spec.metrics_files()) == 8 + 9
     assert spec.label("first-stage") == "BM25"
 
 
@@ -84,10 +90,10 @@ def test_unknown_baseline_names_the_key(demo_config) -> None:
 
 
 def write_metrics(spec: ReportSpec, skip: set[str] = frozenset()) -> None:
-    """Per-query metrics for every cell: row i scores 0.2 + 0.2 i plus a per-query wiggle
-    that averages to 0."""
-    rows = list(dict.fromkeys(cell.row for cell in spec.cells))
-    for cell in spec.cells:
+    """Per-query metrics for every cell (model zoo and TIREx): row i scores 0.2 + 0.2 i
+    plus a per-query wiggle that averages to 0."""
+    rows = [key for key, _ in spec.rows]
+    for cell in [*spec.cells, *spec.tirex.cells]:
         if cell.metrics in skip:
             continue
         level = 0.2 + 0.2 * rows.index(cell.row)
@@ -122,7 +128,7 @@ def test_rebuild_names_every_missing_metrics_file(demo_config, tmp_path, monkeyp
     with pytest.raises(MissingMetricsError) as error:
         rebuild_tables(spec)
     message = str(error.value)
-    assert message.startswith("2 of 8 metrics files the tables need are missing")
+    assert message.startswith("2 of 17 metrics files the tables need are missing")
     assert all(path in message for path in absent)
     assert "never trains" in message
     assert not Path(spec.zoo.md).exists()  # nothing half-written
@@ -143,6 +149,14 @@ def test_rebuild_writes_tables_and_plots(demo_config, tmp_path, monkeypatch, cap
     assert "| monoELECTRA-tiny, stage 1 (InfoNCE) | 0.600▲ | 0.600▲ | 0.600 |" in markdown
     for png in spec.per_query.values():
         assert matplotlib.image.imread(png).shape[1] > 300
+    # TIREx: every model beats BM25 on every query of every group.
+    tirex_md = Path(spec.tirex.outputs["md"]).read_text()
+    assert "| monoELECTRA-tiny, stage 1 (InfoNCE) | 0.600▲ | 0.600▲ | 0.600 |" in tirex_md
+    assert "paired two-sided t-test per corpus group" in tirex_md
+    tests = pd.read_csv(spec.tirex.outputs["tests"])
+    assert set(tests["group"]) == {"demo-news", "demo-args"}
+    assert (tests[tests["group"] == "demo-news"]["queries"] == 24).all()  # 2 tasks x 12
+    assert Path(spec.tirex.outputs["tex"]).read_text().count(r"$^{\blacktriangle}$") >= 4
     assert Path(spec.losses[STAGE1].png).is_file()
     assert not Path(spec.losses[DISTILLED].png).exists()
     assert "1 loss curves skipped" in caplog.text

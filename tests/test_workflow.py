@@ -39,6 +39,33 @@ def test_model_zoo_has_every_system_and_measure(demo: Path, zoo: pd.DataFrame) -
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 
 
+def test_tirex_column_and_tables_are_computed_by_the_demo(demo: Path, zoo: pd.DataFrame) -> None:
+    """The demo's TIREx part: two generated corpora, three tasks, two groups."""
+    root = demo / "results" / "demo"
+    table = pd.read_csv(root / "tirex.csv", index_col="system")
+    assert list(table.index) == [BM25, STAGE1, DISTILLED]  # the teacher is not on TIREx
+    assert list(table.columns) == [
+        "demo-news",
+        "demo-args",
+        "mean over groups",
+        "mean over tasks",
+        "geometric mean over groups",
+    ]
+    assert table.loc[BM25].between(0.3, 0.7).all()  # BM25 is far from the ceiling here
+    groups_mean = table[["demo-news", "demo-args"]].mean(axis=1)
+    assert table["mean over groups"].to_numpy() == pytest.approx(groups_mean.to_numpy(), abs=1e-4)
+    # The model zoo's TIREx column is the mean over groups; the teacher has none.
+    assert zoo.loc[DISTILLED, "nDCG@10 TIREx"] == pytest.approx(
+        table.loc[DISTILLED, "mean over groups"], abs=1e-4
+    )
+    assert pd.isna(zoo.loc["Simulated teacher (qrels + noise)", "nDCG@10 TIREx"])
+    tasks = pd.read_csv(root / "tirex-tasks.csv")
+    assert set(tasks["task"]) == {"demo-news/2019", "demo-news/2020", "demo-args/test"}
+    markdown = (root / "tirex.md").read_text()
+    assert "TIREx: 3 of 3 tasks in 2 of 2 corpus groups." in markdown
+    assert (root / "tirex.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_distilled_model_beats_bm25_on_both_sets(zoo: pd.DataFrame) -> None:
     for dataset in DATASETS:
         column = f"nDCG@10 {dataset}"
@@ -72,7 +99,7 @@ def test_checkpoints_use_the_lightning_ir_layout(demo: Path) -> None:
 
 def test_every_rule_wrote_its_log(demo: Path) -> None:
     logs = sorted((demo / "results" / "demo" / "logs").rglob("*.log"))
-    assert len(logs) == 31  # one per job of the demo's DAG, `all` excepted
+    assert len(logs) == 39  # one per job of the demo's DAG, `all` excepted
     assert (
         "BM25"
         in (demo / "results" / "demo" / "logs" / "retrieve" / "dl19" / "bm25.log").read_text()

@@ -50,11 +50,19 @@ def slug(dataset_id: str) -> str:
 
 @dataclass(frozen=True)
 class EvaluationSet:
+    """A query set with qrels. TIREx tasks are evaluation sets too, with their corpus
+    group; they get their own table, not columns of the model zoo's."""
+
     name: str
     dataset: str
     label: str
     relevance_level: int
     corpus: str
+    group: str | None = None  # TIREx tasks only
+
+    @property
+    def tirex(self) -> bool:
+        return self.group is not None
 
 
 @dataclass(frozen=True)
@@ -81,14 +89,20 @@ class Teacher:
     queries: int | None
     depth: int
     seed: int
+    generate: Mapping[str, Any] | None = None  # teachers generated with an LLM
 
     @property
     def simulated(self) -> bool:
         return self.noise is not None
 
     @property
+    def ranks_every_split(self) -> bool:
+        """Simulated and generated teachers make their own runs, on every split."""
+        return self.simulated or self.generate is not None
+
+    @property
     def trainable(self) -> bool:
-        return self.simulated or self.train_run is not None
+        return self.ranks_every_split or self.train_run is not None
 
 
 @dataclass(frozen=True)
@@ -165,6 +179,11 @@ class Experiment:
     rows: Sequence[Row]
     references: Mapping[str, Mapping[str, Mapping[str, float]]]
     hard_negatives: Mapping[str, Any]
+    collections: Mapping[str, Mapping[str, Any]]  # local collections on disk, by id
+    demo_tirex: Mapping[str, Any] | None
+    tirex: Any  # rank_distillm.tirex.Selection, or None without TIREx tasks
+    tirex_first_stage: str | None
+    tirex_rule: str
     config: Mapping[str, Any] = field(repr=False)
 
     # ----------------------------------------------------------------- structure
@@ -175,13 +194,18 @@ class Experiment:
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
-        """Every (first stage, evaluation set) the table has, first stages outermost."""
-        return [
-            (stage.name, split)
-            for stage in self.first_stages.values()
-            for split in self.evaluation
-            if stage.has_run(split)
-        ]
+        """Every (first stage, evaluation set) re-ranked and evaluated, first stages
+        outermost: TIREx tasks only with the TIREx first stage."""
+        return _pairs(self.first_stages, self.evaluation, self.tirex_first_stage)
+
+    @property
+    def table_pairs(self) -> list[tuple[str, str]]:
+        """The model zoo's columns: the pairs of the evaluation sets that are not TIREx tasks."""
+        return [pair for pair in self.pairs if not self.evaluation[pair[1]].tirex]
+
+    @property
+    def tirex_pairs(self) -> list[tuple[str, str]]:
+        return [pair for pair in self.pairs if self.evaluation[pair[1]].tirex]
 
     @property
     def splits(self) -> list[str]:
@@ -213,24 +237,37 @@ class Experiment:
         assert self.demo is not None
         return f"{self.root}/data/{self.demo['name']}/manifest.json"
 
+    def collection_manifest(self, name: str) -> str:
+        """The manifest of a local collection (``collections`` or the demo's TIREx part)."""
+        return f"{self.root}/data/collections/{slug(name)}/manifest.json"
+
+    def demo_tirex_manifests(self) -> dict[str, str]:
+        corpora = (self.demo_tirex or {}).get("corpora", {})
+        return {name: self.collection_manifest(name) for name in corpora}
+
     def manifests(self) -> list[str]:
         """Local collections to register with ir_datasets before loading any id."""
         found = list(self.local_collections)
         if self.demo:
             found.append(self.demo_manifest())
+        found += [self.collection_manifest(name) for name in self.collections]
+        found += list(self.demo_tirex_manifests().values())
         return found
 
     def docstore_marker(self, corpus: str) -> str:
         """Written once a corpus's docstore is built, so parallel jobs only read it."""
         return f"{self.root}/data/docstores/{slug(corpus)}.json"
 
-    def is_demo_corpus(self, dataset_id: str) -> bool:
-        return bool(self.demo) and dataset_id.split("/")[0] == self.demo["name"]
+    def is_local_corpus(self, corpus: str) -> bool:
+        """Generated or local corpora, whose docstore their data rule builds."""
+        if self.demo and corpus.split("/")[0] == self.demo["name"]:
+            return True
+        return corpus in self.collections or corpus in self.demo_tirex_manifests()
 
     def text_inputs(self, split: str) -> list[str]:
         """Files a job reading ``split``'s texts depends on (manifests, docstore)."""
         corpus = self.corpus(split)
-        ready = [] if self.is_demo_corpus(corpus) else [self.docstore_marker(corpus)]
+        ready = [] if self.is_local_corpus(corpus) else [self.docstore_marker(corpus)]
         return [*self.manifests(), *ready]
 
     def index_dir(self, corpus: str) -> str:
@@ -299,22 +336,49 @@ class Experiment:
             return self.checkpoints[start].path
         return self.backbone_dir(start)
 
+    def zoo_outputs(self) -> dict[str, str]:
+        """The model zoo: tables (md, csv, tex, html), the tests file, the bar chart."""
+        found = {ext: f"{self.root}/model-zoo.{ext}" for ext in ("md", "csv", "tex", "html", "png")}
+        return {**found, "tests": f"{self.root}/model-zoo-tests.csv"}
+
+    def tirex_outputs(self) -> dict[str, str]:
+        """The TIREx tables (per group and aggregates in md, csv, tex, html; per task; the
+        tests) and the per-group plot."""
+        return {
+            "md": f"{self.root}/tirex.md",
+            "csv": f"{self.root}/tirex.csv",
+            "tex": f"{self.root}/tirex.tex",
+            "html": f"{self.root}/tirex.html",
+            "tasks": f"{self.root}/tirex-tasks.csv",
+            "tests": f"{self.root}/tirex-tests.csv",
+            "png": f"{self.root}/tirex.png",
+        }
+
     # ----------------------------------------------------------------- report
 
     def table_notes(self) -> list[str]:
         """Where each first stage's candidates come from, for the table's notes."""
         notes = []
         for stage in self.first_stages.values():
-            sources = []
+            sources: dict[str, list[str]] = {}
             for split in self.evaluation:
                 if split in stage.runs:
-                    sources.append(
-                        f"{self.evaluation[split].label}: `{Path(stage.runs[split]).name}`"
-                    )
+                    source = f"`{Path(stage.runs[split]).name}`"
                 elif stage.bm25 is not None:
                     settings = ", ".join(f"{k}={v}" for k, v in stage.bm25.items())
-                    sources.append(f"{self.evaluation[split].label}: BM25 with PISA ({settings})")
-            notes.append(f"{stage.label}: re-ranking the top {stage.depth}; " + "; ".join(sources))
+                    source = f"BM25 with PISA ({settings})"
+                else:
+                    continue
+                sources.setdefault(source, []).append(self.evaluation[split].label)
+            if len(sources) == 1:
+                described = [next(iter(sources))]
+            else:
+                described = [f"{', '.join(labels)}: {source}" for source, labels in sources.items()]
+            notes.append(
+                f"{stage.label} columns: each query's top {stage.depth} candidates, from "
+                + "; ".join(described)
+                + "."
+            )
         return notes
 
     # ----------------------------------------------------------------- sizes
@@ -366,12 +430,23 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
     }
     if SPLIT_TRAIN in evaluation:
         raise ConfigError(f"evaluation: {SPLIT_TRAIN!r} is reserved for the training queries")
+    collections = dict(config.get("collections", {}))
+    demo_tirex = config.get("demo_tirex")
+    local = [*collections, *((demo_tirex or {}).get("corpora", {}))]
+    selection, tasks = _tirex_tasks(config, local)
+    for task in tasks.values():
+        if task.name in evaluation:
+            raise ConfigError(f"evaluation.{task.name}: the name of TIREx task {task.label!r}")
+    evaluation.update(tasks)
     splits = [SPLIT_TRAIN, *evaluation]
     first_stages = _first_stages(config, splits)
-    for name in evaluation:
-        if not any(stage.has_run(name) for stage in first_stages.values()):
+    tirex_stage = _tirex_first_stage(config, first_stages, tasks)
+    for name, spec in evaluation.items():
+        stages = [tirex_stage] if spec.tirex else list(first_stages)
+        if not any(first_stages[stage].has_run(name) for stage in stages):
+            where = f"tirex task {spec.label}" if spec.tirex else f"evaluation.{name}"
             raise ConfigError(
-                f"evaluation.{name}: no first stage has a run for it (give one under "
+                f"{where}: no first stage has a run for it (give one under "
                 f"first_stages.<name>.runs.{name}, or a first stage with bm25)"
             )
     teachers = _teachers(config, first_stages, evaluation)
@@ -390,13 +465,11 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
     }
     _check_unique_names(first_stages, teachers, backbones, checkpoints, config["models"])
     main_models = _models(config, config["models"], first_stages, teachers)
-    pairs = [
-        (s.name, split) for s in first_stages.values() for split in evaluation if s.has_run(split)
-    ]
+    pairs = _pairs(first_stages, evaluation, tirex_stage)
     ablation_rows, extra_models = _ablations(
         config, main_models, first_stages, teachers, backbones, pairs
     )
-    main_rows = _rows(first_stages, teachers, checkpoints, main_models, pairs, config)
+    main_rows = _rows(first_stages, teachers, checkpoints, main_models, pairs, evaluation, config)
     references = config.get("references", {})
     _check_references(references, main_rows + ablation_rows, first_stages, evaluation)
     if not config.get("ablations", {}).get("enabled", False):
@@ -419,8 +492,95 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
         rows=rows,
         references=references,
         hard_negatives=config.get("hard_negatives", {}),
+        collections=collections,
+        demo_tirex=demo_tirex,
+        tirex=selection,
+        tirex_first_stage=tirex_stage,
+        tirex_rule=config.get("tirex", {}).get("rule", "judged"),
         config=config,
     )
+
+
+def _pairs(
+    first_stages: Mapping[str, FirstStage],
+    evaluation: Mapping[str, EvaluationSet],
+    tirex_stage: str | None,
+) -> list[tuple[str, str]]:
+    return [
+        (stage.name, split)
+        for stage in first_stages.values()
+        for split, spec in evaluation.items()
+        if stage.has_run(split) and (not spec.tirex or stage.name == tirex_stage)
+    ]
+
+
+def tirex_set_name(task_id: str) -> str:
+    """The evaluation-set name (and path part) of a TIREx task: ``tirex-`` + its id."""
+    return "tirex-" + re.sub(r"[^A-Za-z0-9._+-]+", "-", task_id).strip("-")
+
+
+def _corpus_of(dataset_id: str, local: Sequence[str]) -> str:
+    """The corpus a task searches: its local collection, else ir_datasets' docs parent."""
+    for name in sorted(local, key=len, reverse=True):
+        if dataset_id == name or dataset_id.startswith(f"{name}/"):
+            return name
+    import ir_datasets  # only for real ids; it reads the registry, downloads nothing
+
+    try:
+        return ir_datasets.docs_parent_id(dataset_id)
+    except KeyError:
+        raise ConfigError(
+            f"tirex.tasks: {dataset_id!r} is neither an ir_datasets id nor a local collection "
+            f"(collections: {', '.join(local) or 'none'})"
+        ) from None
+
+
+def _tirex_tasks(
+    config: Mapping[str, Any], local: Sequence[str]
+) -> tuple[Any, dict[str, EvaluationSet]]:
+    settings = config.get("tirex")
+    if not settings or not settings.get("tasks"):
+        return None, {}
+    from rank_distillm import tirex
+
+    try:
+        selection = tirex.select_tasks(
+            {key: settings[key] for key in ("tasks", "skip") if key in settings}, "tirex"
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    level = settings.get("relevance_level", 1)
+    tasks = {}
+    for task in selection.used:
+        name = tirex_set_name(task.id)
+        tasks[name] = EvaluationSet(
+            name=name,
+            dataset=task.dataset,
+            label=task.id,
+            relevance_level=level,
+            corpus=_corpus_of(task.dataset, local),
+            group=task.group,
+        )
+    return selection, tasks
+
+
+def _tirex_first_stage(
+    config: Mapping[str, Any],
+    first_stages: Mapping[str, FirstStage],
+    tasks: Mapping[str, EvaluationSet],
+) -> str | None:
+    if not tasks:
+        return None
+    name = config["tirex"].get("first_stage")
+    if name is None:
+        name = next((s.name for s in first_stages.values() if s.bm25 is not None), None)
+        if name is None:
+            raise ConfigError("tirex.first_stage: no first stage has bm25 settings; name one")
+    elif name not in first_stages:
+        raise ConfigError(
+            f"tirex.first_stage: {name!r} is not a first stage{_hint(name, first_stages)}"
+        )
+    return name
 
 
 def _first_stages(config: Mapping[str, Any], splits: list[str]) -> dict[str, FirstStage]:
@@ -460,12 +620,16 @@ def _teachers(
                 f"{key}.first_stage: {stage!r} is not a first stage{_hint(stage, first_stages)}"
             )
         simulated = spec.get("simulated")
-        if simulated is not None and spec.get("train_run"):
-            raise ConfigError(f"{key}: give either `train_run` or `simulated`, not both")
+        generate = spec.get("generate")
+        sources = [k for k in ("train_run", "simulated", "generate") if spec.get(k) is not None]
+        if len(sources) > 1:
+            raise ConfigError(f"{key}: give one of `train_run`, `simulated` and `generate`")
         depth = spec.get("depth", 100)
-        if simulated is not None:
+        if generate is not None:
+            _check_generation(generate, f"{key}.generate")
+        if simulated is not None or generate is not None:
             if not first_stages[stage].has_run(SPLIT_TRAIN):
-                raise ConfigError(f"{key}: simulated on {stage!r}, which has no training run")
+                raise ConfigError(f"{key}: it ranks {stage!r}, which has no training run")
             if first_stages[stage].bm25 is not None and SPLIT_TRAIN not in first_stages[stage].runs:
                 train_depth = first_stages[stage].train_depth
                 if depth > train_depth:
@@ -496,8 +660,19 @@ def _teachers(
             queries=spec.get("queries"),
             depth=depth,
             seed=spec.get("seed", 42),
+            generate=generate,
         )
     return teachers
+
+
+def _check_generation(settings: Mapping[str, Any], where: str) -> None:
+    """The LLM settings, checked as the generation step will read them."""
+    from rank_distillm.llm_teacher.generate import GenerationSettings
+
+    try:
+        GenerationSettings.from_config(settings, where)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def _check_unique_names(*groups: Mapping[str, Any]) -> None:
@@ -739,16 +914,18 @@ def _rows(
     checkpoints: Mapping[str, Checkpoint],
     models: Mapping[str, Model],
     pairs: list[tuple[str, str]],
+    evaluation: Mapping[str, EvaluationSet],
     config: Mapping[str, Any],
 ) -> list[Row]:
     references = config.get("references", {})
     label = next(iter(first_stages.values())).label if len(first_stages) == 1 else "First stage"
     rows = [Row(FIRST_STAGE_ROW, label, "first_stage", {pair: pair[0] for pair in pairs})]
     for name, teacher in teachers.items():
-        systems = {
+        systems = {  # teachers are compared on the model zoo's sets, not on TIREx
             pair: name
             for pair in pairs
-            if teacher.simulated or pair[1] in teacher.evaluation_runs.get(pair[0], {})
+            if not evaluation[pair[1]].tirex
+            and (teacher.ranks_every_split or pair[1] in teacher.evaluation_runs.get(pair[0], {}))
         }
         if systems or name in references:
             rows.append(Row(name, teacher.label, "teacher", systems))
@@ -780,10 +957,10 @@ def _check_references(
                     f"references.{system}.{stage}: not a first stage{_hint(stage, first_stages)}"
                 )
             for split in values:
-                if split != "mean" and split not in evaluation:
+                if split not in ("mean", "tirex") and split not in evaluation:
                     raise ConfigError(
-                        f"references.{system}.{stage}.{split}: not an evaluation set or 'mean'"
-                        f"{_hint(split, [*evaluation, 'mean'])}"
+                        f"references.{system}.{stage}.{split}: not an evaluation set, 'mean' "
+                        f"or 'tirex'{_hint(split, [*evaluation, 'mean', 'tirex'])}"
                     )
 
 

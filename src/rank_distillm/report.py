@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 METRICS_COLUMNS = ("row", "system", "first_stage", "dataset", "query_id", "measure", "value")
 MEAN = "mean"
+#: The TIREx column's "set" (its references key) and label.
+TIREX = "tirex"
+TIREX_LABEL = "TIREx"
 PathLike = str | os.PathLike[str]
 
 
@@ -67,17 +70,24 @@ def model_zoo_table(
     primary: str = "nDCG@10",
     measures: Sequence[str] = DEFAULT_MEASURES,
     references: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    tirex: Mapping[str, float] | None = None,
+    tirex_stage: str | None = None,
+    rows: Sequence[tuple[str, str]] | None = None,
     tests: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per table row (index: its label, first-appearance order) with mean values.
+    """One row per table row (index: its label) with mean values: ``rows`` (key, label)
+    in order, also those without any cell (e.g. a teacher with only the paper's figures),
+    or the rows of ``metrics`` in first-appearance order.
 
     Columns: ``<measure> <column>`` per measure (primary first) and column, where a mean
     column is the mean of the per-set means (NaN if a set is missing); ``queries <column>``
     (queries evaluated, primary measure); and, where ``references`` (row key -> first
     stage -> set or "mean" -> value) has the primary measure, ``paper <column>`` and
-    ``diff <column>`` (reproduced - paper). ``tests`` (from :func:`significance_tests`)
-    add ``sig <measure> <column>`` (the marker) and ``p <measure> <column>`` (the
-    Holm-adjusted p-value) per evaluation-set column.
+    ``diff <column>`` (reproduced - paper). ``tirex`` (row key -> the TIREx figure, the
+    mean over corpus groups) adds the primary measure's ``TIREx`` column; its references
+    are ``references[row][tirex_stage]["tirex"]``. ``tests`` (from
+    :func:`significance_tests`) add ``sig <measure> <column>`` (the marker) and
+    ``p <measure> <column>`` (the Holm-adjusted p-value) per evaluation-set column.
     """
     require_columns(metrics, METRICS_COLUMNS, "metrics frame")
     measures = [primary, *(m for m in measures if m != primary)]
@@ -90,7 +100,9 @@ def model_zoo_table(
         raise ValueError(
             f"duplicate per-query rows: {metrics[duplicated].head(3).to_dict('records')}"
         )
-    rows = list(dict.fromkeys(zip(metrics["row"], metrics["system"], strict=True)))
+    if rows is None:
+        rows = list(dict.fromkeys(zip(metrics["row"], metrics["system"], strict=True)))
+    rows = [tuple(row) for row in rows]
     labels = [label for _, label in rows]
     if len(set(labels)) != len(labels):
         raise ValueError(f"two table rows share a label: {labels}")
@@ -118,6 +130,8 @@ def model_zoo_table(
             table[f"{name} {column.label}"] = [
                 float(means.get((row, *key), np.nan)) for row, _ in rows
             ]
+        if tirex is not None and measure == primary:
+            table[f"{name} {TIREX_LABEL}"] = [tirex.get(row, np.nan) for row, _ in rows]
     for column in (c for c in columns if c.dataset != MEAN):
         cells = [int(counts.get((row, column.first_stage, column.dataset), 0)) for row, _ in rows]
         table[f"queries {column.label}"] = cells
@@ -129,6 +143,8 @@ def model_zoo_table(
     if tests is not None:
         _add_tests(table, rows, columns, tests, measures)
     if references:
+        if tirex is not None:
+            columns = [*columns, Column(tirex_stage or "", TIREX, TIREX_LABEL)]
         _add_references(table, rows, columns, references, display_name(primary))
     return table
 
@@ -175,7 +191,9 @@ def _reference(
     if column.dataset != MEAN:
         return math.nan
     parts = [
-        c.dataset for c in columns if c.first_stage == column.first_stage and c.dataset != MEAN
+        c.dataset
+        for c in columns
+        if c.first_stage == column.first_stage and c.dataset not in (MEAN, TIREX)
     ]
     if parts and all(part in given for part in parts):
         return float(np.mean([given[part] for part in parts]))
@@ -220,14 +238,18 @@ def display_table(
     notes: Sequence[str],
 ) -> table_formats.DisplayTable:
     """The primary measure's cells of ``table`` (from :func:`model_zoo_table`) as shown;
-    with several first stages, each column is grouped under its first stage."""
+    with several first stages, each column is grouped under its first stage (the TIREx
+    column stands alone)."""
     keys = [f"{name} {column.label}" for column in columns]
-    grouped = len({column.first_stage for column in columns}) > 1
-    groups = [first_stages[c.first_stage] for c in columns] if grouped else None
-    labels = [
-        c.label.removeprefix(f"{first_stages[c.first_stage]} ") if grouped else c.label
-        for c in columns
-    ]
+    grouped = len({c.first_stage for c in columns if c.dataset != TIREX}) > 1
+    groups = labels = None
+    if grouped:
+        groups = ["" if c.dataset == TIREX else first_stages[c.first_stage] for c in columns]
+        labels = [
+            c.label.removeprefix(f"{group} ") for c, group in zip(columns, groups, strict=True)
+        ]
+    else:
+        labels = [c.label for c in columns]
     markers = [
         [str(row.get(f"sig {key}", "") or "") for key in keys] for _, row in table.iterrows()
     ]
@@ -275,6 +297,9 @@ def write_model_zoo(
     notes: Sequence[str] = (),
     *,
     references: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    tirex: Mapping[str, float] | None = None,
+    tirex_stage: str | None = None,
+    rows: Sequence[tuple[str, str]] | None = None,
     primary: str = "nDCG@10",
     measures: Sequence[str] = DEFAULT_MEASURES,
     settings: significance.Settings | None = None,
@@ -290,11 +315,25 @@ def write_model_zoo(
     if settings is not None:
         metrics = significance.restrict_queries(metrics, settings.rule, ("first_stage", "dataset"))
         tests = significance_tests(metrics, settings)
-        labels = metrics.drop_duplicates("row").set_index("row")["system"]
+        labels = dict(zip(metrics["row"], metrics["system"], strict=True))
+        labels.update(dict(rows or []))
         baseline_label = str(labels.get(settings.baseline, settings.baseline))
-    table = model_zoo_table(metrics, first_stages, evaluation, primary, ordered, references, tests)
+    table = model_zoo_table(
+        metrics,
+        first_stages,
+        evaluation,
+        primary,
+        ordered,
+        references,
+        tirex=tirex,
+        tirex_stage=tirex_stage,
+        rows=rows,
+        tests=tests,
+    )
     name = display_name(primary)
     columns = columns_of(metrics, first_stages, evaluation)
+    if tirex is not None:
+        columns.append(Column(tirex_stage or "", TIREX, TIREX_LABEL))
     notes = _table_notes(tests, settings, baseline_label, name, notes)
     shown = display_table(table, columns, first_stages, name, title, notes)
     footer = [

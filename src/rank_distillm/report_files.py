@@ -24,6 +24,7 @@ import yaml
 from tqdm import tqdm
 
 from rank_distillm import evaluate, report, report_plots, significance
+from rank_distillm import io as trec_io
 from rank_distillm.experiment import FIRST_STAGE_ROW, Experiment
 from rank_distillm.io import atomic_write_text
 
@@ -40,6 +41,30 @@ class Cell:
     first_stage: str
     split: str
     metrics: str
+
+
+@dataclass(frozen=True)
+class TirexCell:
+    """A row's run of one TIREx task: its per-query metrics and the run itself (the
+    intersection rule reads which queries the run contains)."""
+
+    row: str
+    label: str
+    task: str
+    metrics: str
+    run: str
+
+
+@dataclass(frozen=True)
+class TirexSpec:
+    """The TIREx table: its cells, task selection, query rule and files."""
+
+    cells: tuple[TirexCell, ...]
+    selection: Any  # rank_distillm.tirex.Selection
+    rule: str
+    first_stage: str | None
+    title: str
+    outputs: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -67,7 +92,9 @@ class ReportSpec:
     latex_label: str
     zoo: report.Outputs
     per_query: Mapping[str, str]  # row key -> scatter PNG (rows compared with the baseline)
+    rows: tuple[tuple[str, str], ...] = ()  # (key, label) of every row, in order
     losses: Mapping[str, LossPlot] = field(default_factory=dict)
+    tirex: TirexSpec | None = None
 
     @classmethod
     def from_experiment(cls, exp: Experiment, config: Mapping[str, Any]) -> ReportSpec:
@@ -89,34 +116,35 @@ class ReportSpec:
             alpha=float(tests.get("alpha", 0.05)),
             rule=settings_config.get("query_rule", "judged"),
         )
+        table = set(exp.table_pairs)
         cells = tuple(
             Cell(row.key, row.label, stage, split, exp.metrics_file(split, stage, system))
             for row in exp.rows
             for (stage, split), system in row.systems.items()
+            if (stage, split) in table
         )
         base_pairs = {(c.first_stage, c.split) for c in cells if c.row == baseline}
         compared = dict.fromkeys(
             c.row for c in cells if c.row != baseline and (c.first_stage, c.split) in base_pairs
         )
         root = exp.root
+        sets = {name: spec for name, spec in exp.evaluation.items() if not spec.tirex}
+        title = settings_config.get("title", "Model zoo")
         return cls(
             root=root,
             cells=cells,
+            rows=tuple((row.key, row.label) for row in exp.rows),
             first_stages={name: stage.label for name, stage in exp.first_stages.items()},
-            evaluation={name: e.label for name, e in exp.evaluation.items()},
-            relevance_levels={e.label: e.relevance_level for e in exp.evaluation.values()},
+            evaluation={name: e.label for name, e in sets.items()},
+            relevance_levels={e.label: e.relevance_level for e in sets.values()},
             references=exp.references,
-            title=settings_config.get("title", "Model zoo"),
+            title=title,
             notes=(*exp.table_notes(), *settings_config.get("notes", [])),
             measures=tuple(config["measures"]),
             settings=settings,
             latex_label=settings_config.get("latex_label", "tab:model-zoo"),
-            zoo=report.Outputs(
-                **{
-                    kind: f"{root}/model-zoo.{kind}" for kind in ("md", "csv", "tex", "html", "png")
-                },
-                tests=f"{root}/model-zoo-tests.csv",
-            ),
+            zoo=report.Outputs(**exp.zoo_outputs()),
+            tirex=_tirex_spec(exp, f"TIREx: {title}"),
             per_query={row: f"{root}/plots/per-query/{row}.png" for row in compared},
             losses={
                 name: LossPlot(
@@ -125,6 +153,11 @@ class ReportSpec:
                 for name, model in exp.models.items()
             },
         )
+
+    def metrics_files(self) -> list[str]:
+        """Every metrics file the tables read (model zoo and TIREx)."""
+        tirex = [c.metrics for c in self.tirex.cells] if self.tirex else []
+        return sorted({*(c.metrics for c in self.cells), *tirex})
 
     def zoo_files(self) -> dict[str, str]:
         return {kind: str(path) for kind, path in asdict(self.zoo).items()}
@@ -142,16 +175,49 @@ class ReportSpec:
     def plots(self) -> list[str]:
         return [*self.per_query.values(), *(plot.png for plot in self.losses.values())]
 
+    def tables(self) -> list[str]:
+        """The table files (model zoo, TIREx) with the model zoo's bar chart and the TIREx
+        chart."""
+        tirex = list(self.tirex.outputs.values()) if self.tirex else []
+        return [*self.zoo_files().values(), *tirex]
+
     def targets(self) -> list[str]:
         """Every file of the report (what `rule all` asks for)."""
-        return [*self.zoo_files().values(), *self.plots(), *self.pages().values()]
+        return [*self.tables(), *self.plots(), *self.pages().values()]
 
     def benchmark_folders(self) -> list[str]:
         """Where jobs write benchmark files (downloads are shared by experiments)."""
         return [f"{self.root}/benchmarks", "resources/benchmarks"]
 
     def label(self, row: str) -> str:
-        return next((c.label for c in self.cells if c.row == row), row)
+        return dict(self.rows).get(row) or next((c.label for c in self.cells if c.row == row), row)
+
+
+def _tirex_spec(exp: Experiment, title: str) -> TirexSpec | None:
+    """TIREx cells of the rows that have every task (teachers do not)."""
+    pairs = exp.tirex_pairs
+    if not exp.tirex or not pairs:
+        return None
+    cells = tuple(
+        TirexCell(
+            row.key,
+            row.label,
+            exp.evaluation[split].label,
+            exp.metrics_file(split, stage, row.systems[(stage, split)]),
+            exp.system_run(split, stage, row.systems[(stage, split)]),
+        )
+        for row in exp.rows
+        if all(pair in row.systems for pair in pairs)
+        for stage, split in pairs
+    )
+    return TirexSpec(
+        cells=cells,
+        selection=exp.tirex,
+        rule=exp.tirex_rule,
+        first_stage=exp.tirex_first_stage,
+        title=title,
+        outputs=exp.tirex_outputs(),
+    )
 
 
 def loss_png(root: str, model: str) -> str:
@@ -162,7 +228,7 @@ def loss_png(root: str, model: str) -> str:
 
 
 def missing_metrics(spec: ReportSpec) -> list[str]:
-    return sorted({c.metrics for c in spec.cells if not Path(c.metrics).is_file()})
+    return [path for path in spec.metrics_files() if not Path(path).is_file()]
 
 
 def read_cells(cells: Sequence[Cell], need_in_run: bool = False) -> pd.DataFrame:
@@ -188,7 +254,100 @@ def read_cells(cells: Sequence[Cell], need_in_run: bool = False) -> pd.DataFrame
 # --------------------------------------------------------------------------- steps
 
 
+def tirex_aggregates(tirex_spec: TirexSpec) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The TIREx aggregates (``tirex.aggregate``; systems named by row key) and the
+    per-query metrics the query rule keeps (the intersection rule reads each run's
+    queries), for the tests."""
+    from rank_distillm import tirex
+
+    metrics = pd.concat(
+        [
+            evaluate.read_per_query(cell.metrics).assign(system=cell.row, task=cell.task)
+            for cell in tirex_spec.cells
+        ],
+        ignore_index=True,
+    )
+    run_queries = None
+    kept = metrics
+    if tirex_spec.rule == "intersection":
+        run_queries = pd.DataFrame(
+            [
+                (cell.row, cell.task, query_id)
+                for cell in tirex_spec.cells
+                for query_id in trec_io.run_query_ids(cell.run)
+            ],
+            columns=list(tirex.RUN_QUERY_COLUMNS),
+        )
+        kept = tirex.restrict_to_common_queries(metrics, run_queries)
+    aggregates = tirex.aggregate(metrics, tirex_spec.selection, tirex_spec.rule, run_queries)
+    return aggregates, kept
+
+
+def tirex_group_tests(
+    kept: pd.DataFrame, selection: Any, settings: significance.Settings, measure: str = "nDCG@10"
+) -> pd.DataFrame:
+    """Per corpus group, every system against the baseline over the group's concatenated
+    queries (query ids made unique per task), Holm-corrected over the systems."""
+    group_of = {task.id: task.group for task in selection.used}
+    frame = kept[kept["measure"] == measure]
+    frame = pd.DataFrame(
+        {
+            "row": frame["system"],
+            "group": frame["task"].map(group_of),
+            "query_id": frame["task"] + "/" + frame["query_id"],
+            "measure": frame["measure"],
+            "value": frame["value"],
+        }
+    )
+    return significance.paired_tests(frame, settings, cell=("group",))
+
+
+def write_tirex_files(spec: ReportSpec) -> pd.DataFrame:
+    """The TIREx tables (md, csv, tex, html; per task; the tests) and the per-group chart;
+    rows labelled as in the model zoo, groups tested against the baseline."""
+    from rank_distillm import tirex_report
+
+    assert spec.tirex is not None
+    aggregates, kept = tirex_aggregates(spec.tirex)
+    tests = tirex_group_tests(kept, spec.tirex.selection, spec.settings)
+    labels = {cell.row: cell.label for cell in spec.tirex.cells}
+    for frame in aggregates.values():
+        frame["system"] = frame["system"].map(labels)
+    tests.insert(tests.columns.get_loc("row"), "system", tests["row"].map(labels))
+    baseline = spec.label(spec.settings.baseline)
+    return tirex_report.write_tirex_tables(
+        aggregates,
+        spec.tirex.selection,
+        spec.tirex.rule,
+        spec.tirex.outputs,
+        spec.tirex.title,
+        tests=tests,
+        tests_note=significance.describe(
+            spec.settings,
+            baseline,
+            list(tests.groupby("group").size()),
+            "nDCG@10",
+            per="corpus group (its tasks' queries together)",
+            untested="the aggregates over groups are",
+        ),
+    )
+
+
 def write_model_zoo_files(spec: ReportSpec) -> pd.DataFrame:
+    """The model zoo, with the TIREx column (the mean over corpus groups) where the
+    experiment has TIREx tasks."""
+    from rank_distillm import tirex_report
+
+    notes = list(spec.notes)
+    tirex = None
+    if spec.tirex is not None:
+        aggregates, _ = tirex_aggregates(spec.tirex)
+        tirex = tirex_report.overall_figure(aggregates)
+        notes.append(
+            "TIREx column: nDCG@10, the arithmetic mean over corpus groups (per group, with "
+            f"tests: tirex.md; not tested here); "
+            f"{spec.tirex.selection.note().removeprefix('TIREx: ')}"
+        )
     metrics = read_cells(spec.cells, need_in_run=spec.settings.rule == "intersection")
     return report.write_model_zoo(
         metrics,
@@ -196,11 +355,11 @@ def write_model_zoo_files(spec: ReportSpec) -> pd.DataFrame:
         first_stages=spec.first_stages,
         evaluation=spec.evaluation,
         title=spec.title,
-        notes=[
-            *spec.notes,
-            *evaluate.relevance_notes(list(spec.measures), spec.relevance_levels),
-        ],
+        notes=[*notes, *evaluate.relevance_notes(list(spec.measures), spec.relevance_levels)],
         references=spec.references,
+        tirex=tirex,
+        tirex_stage=spec.tirex.first_stage if spec.tirex else None,
+        rows=list(spec.rows) or None,
         measures=list(spec.measures),
         settings=spec.settings,
         latex_label=spec.latex_label,
@@ -404,13 +563,15 @@ def rebuild_tables(spec: ReportSpec) -> None:
     if missing:
         listed = "\n  ".join(missing)
         raise MissingMetricsError(
-            f"{len(missing)} of {len({c.metrics for c in spec.cells})} metrics files the "
+            f"{len(missing)} of {len(spec.metrics_files())} metrics files the "
             f"tables need are missing (the tables target never trains, re-ranks or "
             f"evaluates):\n  {listed}\nMake them with `snakemake --cores all` (everything) or "
             f"`snakemake --cores all <file>` (one cell), then run the tables target again."
         )
     write_model_zoo_files(spec)
-    LOGGER.info("tables written: %s", ", ".join(spec.zoo_files().values()))
+    if spec.tirex is not None:
+        write_tirex_files(spec)
+    LOGGER.info("tables written: %s", ", ".join(spec.tables()))
     write_per_query_plots(spec)
     skipped = []
     for plot in spec.losses.values():

@@ -204,9 +204,16 @@ def _holm(tests: list[dict], alpha: float) -> list[dict]:
     return tests
 
 
-def describe(settings: Settings, baseline_label: str, compared: Sequence[int], measure: str) -> str:
+def describe(
+    settings: Settings,
+    baseline_label: str,
+    compared: Sequence[int],
+    measure: str,
+    per: str = "evaluation set",
+    untested: str = "means over several sets are",
+) -> str:
     """The sentence under a table that says what the markers mean; ``compared``: the
-    family sizes (systems compared per column)."""
+    family sizes (systems compared per column); ``per``: what a column is tested on."""
     sizes = sorted(set(compared))
     if not sizes:
         return f"No significance tests: the baseline {baseline_label} has no cell in any column."
@@ -217,8 +224,8 @@ def describe(settings: Settings, baseline_label: str, compared: Sequence[int], m
     )
     return (
         f"{BETTER}/{WORSE}: significantly better/worse than {baseline_label} in {measure} "
-        f"(paired two-sided t-test per evaluation set, Holm-corrected over {family}, "
-        f"α = {settings.alpha:g}); means over several sets are not tested."
+        f"(paired two-sided t-test per {per}, Holm-corrected over {family}, "
+        f"α = {settings.alpha:g}); {untested} not tested."
     )
 
 

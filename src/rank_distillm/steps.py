@@ -43,6 +43,27 @@ def make_demo(
     return counts
 
 
+def register_local_collection(name: str, entry: Mapping[str, Any], manifest_path: Path) -> None:
+    """Describe a corpus on disk (config ``collections.<name>``), read it all once (building
+    the docstore beside the manifest, failing on malformed files), then write the manifest:
+    written last, it marks the collection ready."""
+    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = datasets.Manifest.from_config(name, entry, manifest_path.parent)
+    counts = datasets.check_collection(manifest)
+    manifest.write(manifest_path)
+    LOGGER.info("local collection %s: %s", name, counts)
+
+
+def make_demo_tirex(settings: Mapping[str, Any], out_dir: Path) -> None:
+    """Generate the demo's TIREx-like corpora under ``out_dir/<name>/`` and build their
+    docstores."""
+    from rank_distillm import demo_tirex
+
+    for name, path in demo_tirex.write(demo_tirex.settings_from_config(settings), out_dir).items():
+        counts = datasets.check_collection(datasets.Manifest.read(path))
+        LOGGER.info("demo TIREx corpus %s: %s", name, counts)
+
+
 def write_docstore_marker(manifests: Paths, corpus: str, out_json: Path) -> None:
     """Build ``corpus``'s docstore once (ir_datasets downloads the corpus if needed)."""
     count = datasets.build_docstore(datasets.load(corpus, manifests))
@@ -80,6 +101,11 @@ def retrieve_bm25_run(
     k1, b = settings["k1"], settings["b"]
     topics = datasets.topics(datasets.load(dataset_id, manifests))
     run = bm25(index_dir, topics, k1=k1, b=b, num_results=num_results)
+    if run.empty:
+        raise ValueError(
+            f"BM25 retrieved nothing for any of the {len(topics)} queries of {dataset_id} "
+            f"from {index_dir}: is the index built over this query set's corpus?"
+        )
     trec_io.write_run(run, out_run, tag=f"bm25.k1-{k1}.b-{b}")
     LOGGER.info("BM25: %d queries, %d rows -> %s", run["query_id"].nunique(), len(run), out_run)
 
@@ -98,6 +124,32 @@ def write_simulated_teacher_run(
     qrels = datasets.qrels(datasets.load(dataset_id, manifests))
     run = simulate_teacher(trec_io.read_run(first_stage_run), qrels, depth, noise, seed)
     trec_io.write_run(run, out_run, tag=f"simulated-teacher.noise-{noise}")
+
+
+def write_generated_teacher_run(
+    manifests: Paths,
+    dataset_id: str,
+    first_stage_run: Path,
+    out_run: Path,
+    out_stats: Path,
+    settings: Mapping[str, Any],
+    num_queries: int | None,
+    tag: str,
+) -> None:
+    """An LLM teacher's run (listwise sliding window) of ``first_stage_run``; a killed job
+    resumes from the partial file beside ``out_run``."""
+    from rank_distillm.llm_teacher import GenerationSettings, generate_teacher_run
+    from rank_distillm.texts import DatasetTexts
+
+    generate_teacher_run(
+        first_stage_run,
+        DatasetTexts(datasets.load(dataset_id, manifests)),
+        out_run,
+        GenerationSettings.from_config(settings, f"teachers.{tag}.generate"),
+        num_queries=num_queries,
+        tag=tag,
+        out_stats=out_stats,
+    )
 
 
 def _training_query_ids(manifests: Paths, dataset_id: str) -> set[str]:
@@ -178,8 +230,9 @@ def train_checkpoint(
     LOGGER.info("training summary: %s", json.dumps(summary))
 
 
-def rerank_first_stage(
-    checkpoint: str,
+def _rerank_run(
+    model: Any,
+    encoder: Any,
     manifests: Paths,
     dataset_id: str,
     first_stage_run: Path,
@@ -187,18 +240,16 @@ def rerank_first_stage(
     depth: int,
     batch_size: int,
     tag: str,
+    device: str | None = None,
 ) -> None:
+    """``device``: ``cuda`` when a GPU is there, else ``cpu``, unless given."""
     import torch
 
-    from rank_distillm.model import PairEncoder, load_cross_encoder
     from rank_distillm.rerank import rerank
 
-    model, tokenizer = load_cross_encoder(str(checkpoint))
-    encoder = PairEncoder(tokenizer, model.query_length, model.doc_length)
     dataset = datasets.load(dataset_id, manifests)
     topics = datasets.topics(dataset)
     run = trec_io.truncate_run(trec_io.read_run(first_stage_run), depth)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     reranked = rerank(
         model,
         encoder,
@@ -207,24 +258,65 @@ def rerank_first_stage(
         datasets.doc_texts(dataset, run["doc_id"], max_words=model.doc_length),
         depth=depth,
         batch_size=batch_size,
-        device=device,
+        device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
     )
     trec_io.write_run(reranked, out_run, tag=tag)
+    LOGGER.info("re-ranked %s (%s) -> %s", first_stage_run, dataset_id, out_run)
+
+
+def rerank_first_stages(
+    checkpoint: str,
+    manifests: Paths,
+    jobs: Sequence[Mapping[str, Any]],
+    batch_size: int,
+    tag: str,
+    device: str | None = None,
+) -> None:
+    """Re-rank several first-stage runs with one checkpoint, loaded once. Each job names
+    ``dataset``, ``first_stage_run``, ``out_run`` and ``depth``; ``device`` as in
+    :func:`_rerank_run`."""
+    from rank_distillm.model import PairEncoder, load_cross_encoder
+
+    model, tokenizer = load_cross_encoder(str(checkpoint))
+    encoder = PairEncoder(tokenizer, model.query_length, model.doc_length)
+    for job in jobs:
+        _rerank_run(
+            model,
+            encoder,
+            manifests,
+            job["dataset"],
+            Path(job["first_stage_run"]),
+            Path(job["out_run"]),
+            job["depth"],
+            batch_size,
+            tag,
+            device,
+        )
 
 
 def write_metrics(
     manifests: Paths,
-    dataset_id: str,
-    run: Path,
-    out_tsv: Path,
+    jobs: Sequence[Mapping[str, Any]],
     measures: Sequence[str],
-    relevance_level: int,
 ) -> None:
+    """Per-query measures of runs; each job names ``dataset``, ``run``, ``out_tsv`` and
+    ``relevance_level``."""
     from rank_distillm import evaluate
 
-    qrels = datasets.qrels(datasets.load(dataset_id, manifests))
-    per_query = evaluate.evaluate_run(
-        trec_io.read_run(run), qrels, measures, relevance_level=relevance_level
-    )
-    evaluate.write_per_query(per_query, out_tsv)
-    LOGGER.info("%s on %s:\n%s", run, dataset_id, evaluate.aggregate(per_query).to_string())
+    for job in jobs:
+        qrels = datasets.qrels(datasets.load(job["dataset"], manifests))
+        per_query = evaluate.evaluate_run(
+            trec_io.read_run(job["run"]), qrels, measures, relevance_level=job["relevance_level"]
+        )
+        evaluate.write_per_query(per_query, Path(job["out_tsv"]))
+        summary = evaluate.aggregate(per_query).to_string()
+        LOGGER.info("%s on %s:\n%s", job["run"], job["dataset"], summary)
+
+
+def write_model_card(facts: Mapping[str, Any], out_card: Path) -> None:
+    """A model's hub card (``model_card.card_facts``) from its loss log, training-table
+    statistics and metrics files."""
+    from rank_distillm import model_card
+
+    model_card.write_model_card(facts, out_card)
+    LOGGER.info("model card of %s -> %s", facts["name"], out_card)

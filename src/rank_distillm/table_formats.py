@@ -78,7 +78,7 @@ class DisplayTable:
         """Column labels with their group in front (one header row)."""
         if self.groups is None:
             return list(self.columns)
-        return [f"{g} {c}" for g, c in zip(self.groups, self.columns, strict=True)]
+        return [f"{g} {c}".strip() for g, c in zip(self.groups, self.columns, strict=True)]
 
     def marker(self, i: int, j: int) -> str:
         return self.markers[i][j] if self.markers is not None else ""
