@@ -8,6 +8,7 @@ through ``executable_path`` and never downloads a browser of its own.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -175,7 +176,7 @@ def test_tables_target_names_a_missing_metrics_file(demo_copy: Path) -> None:
     stamp = checkpoint.stat().st_mtime
     result = snakemake(demo_copy, "tables", "--cores", "1")
     assert result.returncode != 0
-    assert "1 of 8 metrics files the tables need are missing" in result.stderr
+    assert re.search(r"\b1 of \d+ metrics files the tables need are missing", result.stderr)
     assert str(missing.relative_to(demo_copy)) in result.stderr
     assert "train_model" not in result.stderr and "rule evaluate" not in result.stderr
     assert not missing.exists() and checkpoint.stat().st_mtime == stamp
