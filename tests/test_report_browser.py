@@ -102,7 +102,7 @@ def test_report_shows_tables_and_plots(demo: Path, report: Path, browser, tmp_pa
         assert page.get_by_text(category, exact=True).is_visible()
 
     # The table, in the report's HTML view: the run's numbers, markers and notes.
-    open_item(page, "1. Tables", "table (HTML)")
+    open_item(page, "1. Tables", "table (HTML)", "Model zoo")
     table = page.frame_locator("iframe").locator("table.results")
     table.wait_for(state="visible")
     assert table.bounding_box()["height"] > 100
@@ -119,9 +119,18 @@ def test_report_shows_tables_and_plots(demo: Path, report: Path, browser, tmp_pa
     if os.environ.get("REPORT_SCREENSHOT"):  # how docs/report-screenshot.png is made
         page.screenshot(path=os.environ["REPORT_SCREENSHOT"])
 
+    # The TIREx table (the demo has TIREx tasks), likewise.
+    tirex = pd.read_csv(demo / RESULTS / "tirex.csv", index_col="system")
+    open_item(page, "1. Tables", "table (HTML)", "TIREx")
+    groups = page.frame_locator("iframe").locator("table.results")
+    groups.wait_for(state="visible")
+    assert groups.locator("tbody tr").count() == len(tirex)
+    assert "mean over groups" in groups.locator("thead").inner_text()
+
     # Every plot decodes and shows at a readable size.
     for subcategory, item, choice in (
         ("Model zoo", "bar chart per system", None),
+        ("TIREx", "nDCG@10 per corpus group", None),
         ("Per query against the baseline", "per-query scatter", distilled),
         ("Training loss", "training loss", "monoELECTRA-tiny, stage 1 (InfoNCE)"),
     ):
