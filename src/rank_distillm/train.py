@@ -99,7 +99,8 @@ class BatchBuilder:
         }
         if missing:
             if len(self._doc_tokens) + len(missing) > self.cache_size:
-                self._doc_tokens.clear()
+                self._doc_tokens.clear()  # then this batch needs all its passages again
+                missing = dict(zip(codes, rows, strict=True))
             texts = self.texts.doc_texts(self.table.doc_ids(missing.values()))
             self._doc_tokens.update(zip(missing, self.encoder.doc_ids(texts), strict=True))
         queries = [self._query_tokens[s.query_id] for s in samples for _ in s.rows]
