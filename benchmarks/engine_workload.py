@@ -46,12 +46,59 @@ class Workload:
     seed: int = 0
     backbone: Backbone = field(default_factory=Backbone)
     rerank_queries: int = 10
-    train_queries: int = 12
+    train_queries: int = 6  # one training step each at queries_per_step 1
+    queries_per_step: int = 1
     passages_per_query: int = 100
     query_words: tuple[int, int] = (4, 8)  # uniform, inclusive: mean 6
-    passage_gamma: tuple[float, float] = (4.0, 14.0)  # shape, scale in words: mean 56
+    passage_gamma: tuple[float, float] | None = (4.0, 14.0)  # shape, scale in words: mean 56
+    passage_words: int = 256  # fixed length, where passage_gamma is None
     query_length: int = 32
     doc_length: int = 256
+
+
+def gpu_workload(train_steps: int = 10) -> Workload:
+    """ELECTRA-base, queries of 32 and passages of 256 tokens (the paper's limits), 4
+    queries x 100 passages per training step."""
+    return Workload(
+        backbone=BASE,
+        rerank_queries=20,
+        train_queries=4 * train_steps,
+        queries_per_step=4,
+        query_words=(32, 32),
+        passage_gamma=None,
+    )
+
+
+def dry_run_workload() -> Workload:
+    """The GPU workload's shape in miniature, to exercise the GPU mode on a CPU."""
+    tiny = Backbone(
+        vocab_size=1000,
+        embedding_size=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    return Workload(
+        backbone=tiny,
+        rerank_queries=2,
+        train_queries=4,
+        queries_per_step=2,
+        passages_per_query=10,
+        query_words=(32, 32),
+        passage_gamma=None,
+    )
+
+
+def forward_flops(backbone: Backbone, length: int) -> int:
+    """Multiply-adds x 2 of one sequence of ``length`` tokens through the whole encoder
+    and the scoring head: the embedding projection, per layer the Q/K/V/O projections,
+    Q.K^T and attention x V, and the two feed-forward matrices. Embedding look-ups,
+    softmax, layer norms and activations are not counted."""
+    h, n = backbone.hidden_size, length
+    flops = 2 * n * backbone.embedding_size * h if backbone.embedding_size != h else 0
+    per_layer = 2 * n * 4 * h * h + 2 * 2 * n * n * h + 2 * 2 * n * h * backbone.intermediate_size
+    return flops + backbone.num_hidden_layers * per_layer + 2 * h
 
 
 def word(index: int) -> str:
@@ -73,14 +120,18 @@ def texts(workload: Workload) -> dict:
     rng = np.random.default_rng(workload.seed)
     words = workload.backbone.vocab_size - len(SPECIAL_TOKENS)
     low, high = workload.query_words
-    shape, scale = workload.passage_gamma
 
     def text(n: int) -> str:
         return " ".join(word(int(i)) for i in rng.integers(0, words, n))
 
     lists = []
     for q in range(workload.rerank_queries + workload.train_queries):
-        lengths = np.maximum(1, np.rint(rng.gamma(shape, scale, workload.passages_per_query)))
+        if workload.passage_gamma is None:
+            lengths = np.full(workload.passages_per_query, workload.passage_words)
+        else:
+            shape, scale = workload.passage_gamma
+            lengths = np.rint(rng.gamma(shape, scale, workload.passages_per_query))
+            lengths = np.maximum(1, lengths)
         lists.append(
             {
                 "query_id": f"q{q}",
@@ -141,3 +192,26 @@ def build(workload: Workload, out_dir: Path) -> Path:
 
 def load(out_dir: Path) -> dict:
     return json.loads((out_dir / "workload.json").read_text())
+
+
+def settings_of(data: dict) -> Workload:
+    """The :class:`Workload` a loaded ``workload.json`` was built from."""
+    values = dict(data["settings"])
+    values["backbone"] = Backbone(**values["backbone"])
+    for key in ("query_words", "passage_gamma"):
+        if values[key] is not None:
+            values[key] = tuple(values[key])
+    return Workload(**values)
+
+
+def pair_flops(data: dict, task: str) -> int:
+    """Forward FLOPs of every pair of ``task`` (``rerank`` or ``train``), on its real,
+    unpadded length: ``[CLS] q [SEP] p [SEP]`` with words = tokens, as truncated."""
+    workload = settings_of(data)
+    total = 0
+    for item in data[task]:
+        query = min(len(item["query"].split()), workload.query_length)
+        for doc in item["docs"]:
+            length = 3 + query + min(len(doc.split()), workload.doc_length)
+            total += forward_flops(workload.backbone, length)
+    return total
