@@ -243,8 +243,10 @@ def _rerank_run(
     batch_size: int,
     tag: str,
     device: str | None = None,
+    precision: str = "auto",
 ) -> None:
-    """``device``: ``cuda`` when a GPU is there, else ``cpu``, unless given."""
+    """``device``: ``cuda`` when a GPU is there, else ``cpu``, unless given; ``precision``
+    as :func:`rank_distillm.precision.choose` reads it."""
     import torch
 
     from rank_distillm.rerank import rerank
@@ -261,6 +263,7 @@ def _rerank_run(
         depth=depth,
         batch_size=batch_size,
         device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        precision=precision,
     )
     trec_io.write_run(reranked, out_run, tag=tag)
     LOGGER.info("re-ranked %s (%s) -> %s", first_stage_run, dataset_id, out_run)
@@ -273,10 +276,11 @@ def rerank_first_stages(
     batch_size: int,
     tag: str,
     device: str | None = None,
+    precision: str = "auto",
 ) -> None:
     """Re-rank several first-stage runs with one checkpoint, loaded once. Each job names
-    ``dataset``, ``first_stage_run``, ``out_run`` and ``depth``; ``device`` as in
-    :func:`_rerank_run`."""
+    ``dataset``, ``first_stage_run``, ``out_run`` and ``depth``; ``device`` and
+    ``precision`` as in :func:`_rerank_run`."""
     from rank_distillm.model import PairEncoder, load_cross_encoder
 
     model, tokenizer = load_cross_encoder(str(checkpoint))
@@ -293,6 +297,7 @@ def rerank_first_stages(
             batch_size,
             tag,
             device,
+            precision,
         )
 
 
