@@ -23,6 +23,7 @@ rule rerank:
             for stage, split in EXP.pairs
         ],
         batch_size=config["rerank"]["batch_size"],
+        precision=config["rerank"]["precision"],
     resources:
         gpu=1,
         mem_mb=COMPUTE["rerank_mem_mb"],

@@ -150,7 +150,7 @@ def test_paper_plan_builds_offline_with_every_stage(tmp_path: Path) -> None:
         "benchmark_summary": 1,
         "environment": 1,
         "tirex_tables": 1,
-        "model_card": 6,  # one per trained model
+        "model_card": 6,  # a hub model card beside each trained checkpoint
         "all": 1,
     }
     assert seconds < 30  # the test machine is shared; on an idle one it takes ~2 s

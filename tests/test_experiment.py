@@ -278,3 +278,21 @@ def test_unknown_tirex_dataset_is_an_error(demo_config) -> None:
 
     with pytest.raises(ConfigError, match="'no-such/collection' is neither an ir_datasets id"):
         from_config(edited(demo_config, edit))
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        (
+            "msmarco-passage/trec-dl-2021",
+            "'msmarco-passage/trec-dl-2021' is neither an ir_datasets id",
+        ),
+        ("msmarco-passage/eval/small", "'msmarco-passage/eval/small' has no qrels"),
+    ],
+)
+def test_an_evaluation_set_needs_qrels(paper_config, dataset: str, message: str) -> None:
+    def edit(config):
+        config["evaluation"]["dl20"]["dataset"] = dataset
+
+    with pytest.raises(ConfigError, match=f"evaluation.dl20.dataset: {message}"):
+        from_config(edited(paper_config, edit))

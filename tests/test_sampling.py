@@ -67,7 +67,7 @@ def test_group_queries_orders_by_rank_unranked_last() -> None:
     assert by_id["qA"].targets.tolist() == [3.0, 0.0, 1.0]
     assert by_id["qA"].in_run.tolist() == [True, True, False]
     assert MIXED.doc_ids(by_id["qC"].rows) == ["c1"]
-    assert by_id["qB"].targets.dtype == np.float64
+    assert by_id["qB"].targets.dtype == np.float32
 
 
 def test_group_queries_keeps_several_unranked_in_table_order() -> None:

@@ -438,6 +438,8 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
         if task.name in evaluation:
             raise ConfigError(f"evaluation.{task.name}: the name of TIREx task {task.label!r}")
     evaluation.update(tasks)
+    demo_name = (config.get("demo") or {}).get("name")
+    _check_qrels(evaluation, [*local, *([demo_name] if demo_name else [])])
     splits = [SPLIT_TRAIN, *evaluation]
     first_stages = _first_stages(config, splits)
     tirex_stage = _tirex_first_stage(config, first_stages, tasks)
@@ -533,6 +535,28 @@ def _corpus_of(dataset_id: str, local: Sequence[str]) -> str:
             f"tirex.tasks: {dataset_id!r} is neither an ir_datasets id nor a local collection "
             f"(collections: {', '.join(local) or 'none'})"
         ) from None
+
+
+def _check_qrels(evaluation: Mapping[str, EvaluationSet], local: Sequence[str]) -> None:
+    """Every evaluation set must be a dataset with qrels. Local collections are checked
+    when they are registered; real ids here, from ir_datasets' registry (offline)."""
+    real = {
+        name: spec
+        for name, spec in evaluation.items()
+        if not any(spec.dataset == n or spec.dataset.startswith(f"{n}/") for n in local)
+    }
+    if not real:
+        return
+    import ir_datasets
+
+    for name, spec in real.items():
+        where = f"tirex task {spec.label}" if spec.tirex else f"evaluation.{name}.dataset"
+        if spec.dataset not in ir_datasets.registry:
+            raise ConfigError(
+                f"{where}: {spec.dataset!r} is neither an ir_datasets id nor a local collection"
+            )
+        if not ir_datasets.load(spec.dataset).has_qrels():
+            raise ConfigError(f"{where}: {spec.dataset!r} has no qrels to evaluate with")
 
 
 def _tirex_tasks(

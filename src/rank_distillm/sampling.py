@@ -40,7 +40,7 @@ class Sample:
 def group_queries(table: TrainingTable) -> list[QueryList]:
     """Per-query candidate lists in table order (views into the table's arrays)."""
     lists = []
-    rows = np.arange(len(table))
+    rows = np.arange(len(table), dtype=np.int64)
     in_run = ~np.isnan(table.ranks)
     for i, query_id in enumerate(table.query_ids):
         start, stop = table.offsets[i], table.offsets[i + 1]

@@ -241,8 +241,10 @@ def _rerank_run(
     batch_size: int,
     tag: str,
     device: str | None = None,
+    precision: str = "auto",
 ) -> None:
-    """``device``: ``cuda`` when a GPU is there, else ``cpu``, unless given."""
+    """``device``: ``cuda`` when a GPU is there, else ``cpu``, unless given; ``precision``
+    as :func:`rank_distillm.precision.choose` reads it."""
     import torch
 
     from rank_distillm.rerank import rerank
@@ -259,6 +261,7 @@ def _rerank_run(
         depth=depth,
         batch_size=batch_size,
         device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        precision=precision,
     )
     trec_io.write_run(reranked, out_run, tag=tag)
     LOGGER.info("re-ranked %s (%s) -> %s", first_stage_run, dataset_id, out_run)
@@ -271,10 +274,11 @@ def rerank_first_stages(
     batch_size: int,
     tag: str,
     device: str | None = None,
+    precision: str = "auto",
 ) -> None:
     """Re-rank several first-stage runs with one checkpoint, loaded once. Each job names
-    ``dataset``, ``first_stage_run``, ``out_run`` and ``depth``; ``device`` as in
-    :func:`_rerank_run`."""
+    ``dataset``, ``first_stage_run``, ``out_run`` and ``depth``; ``device`` and
+    ``precision`` as in :func:`_rerank_run`."""
     from rank_distillm.model import PairEncoder, load_cross_encoder
 
     model, tokenizer = load_cross_encoder(str(checkpoint))
@@ -291,6 +295,7 @@ def rerank_first_stages(
             batch_size,
             tag,
             device,
+            precision,
         )
 
 

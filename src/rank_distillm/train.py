@@ -85,25 +85,23 @@ class BatchBuilder:
         self.table, self.texts, self.encoder = table, texts, encoder
         self.cache_size = cache_size
         self._query_tokens: dict[str, list[int]] = {}
-        self._doc_tokens: dict[int, list[int]] = {}  # by the table's doc code
+        self._doc_tokens: dict[str, list[int]] = {}
 
     def batch(self, samples: list[sampling.Sample]) -> dict[str, torch.Tensor]:
         new = [q for q in dict.fromkeys(s.query_id for s in samples) if q not in self._query_tokens]
         if new:
             tokens = self.encoder.query_ids(self.texts.query_texts(new))
             self._query_tokens.update(zip(new, tokens, strict=True))
-        rows = [row for sample in samples for row in sample.rows]
-        codes = self.table.doc_codes[rows].tolist()
-        missing = {
-            code: row for code, row in zip(codes, rows, strict=True) if code not in self._doc_tokens
-        }
+        doc_ids = self.table.doc_ids(row for sample in samples for row in sample.rows)
+        missing = [d for d in dict.fromkeys(doc_ids) if d not in self._doc_tokens]
         if missing:
             if len(self._doc_tokens) + len(missing) > self.cache_size:
-                self._doc_tokens.clear()
-            texts = self.texts.doc_texts(self.table.doc_ids(missing.values()))
-            self._doc_tokens.update(zip(missing, self.encoder.doc_ids(texts), strict=True))
+                self._doc_tokens.clear()  # then this batch needs all its passages again
+                missing = list(dict.fromkeys(doc_ids))
+            tokens = self.encoder.doc_ids(self.texts.doc_texts(missing))
+            self._doc_tokens.update(zip(missing, tokens, strict=True))
         queries = [self._query_tokens[s.query_id] for s in samples for _ in s.rows]
-        inputs = self.encoder.collate(queries, [self._doc_tokens[code] for code in codes])
+        inputs = self.encoder.collate(queries, [self._doc_tokens[d] for d in doc_ids])
         width = max(len(sample.rows) for sample in samples)
         targets = torch.zeros(len(samples), width)
         mask = torch.zeros(len(samples), width, dtype=torch.bool)

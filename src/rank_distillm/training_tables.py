@@ -226,23 +226,23 @@ def write_hard_negative_table(
 class TrainingTable:
     """A table in memory as flat arrays: query ``i`` owns rows ``offsets[i]:offsets[i+1]``.
 
-    Doc ids stay dictionary-encoded (``doc_codes`` into ``doc_dictionary``), so the
-    paper's 100M-row stage-1 table needs about 1 GB, not tens.
+    About 20 bytes a row plus the doc ids' characters, so the paper's 100M-row stage-1
+    table fits in about 3 GB; reading it takes seconds (doc ids are kept as one Arrow
+    string array, not dictionary-encoded: unifying millions of dictionary values costs
+    minutes and gigabytes).
     """
 
     query_ids: list[str]
     offsets: np.ndarray  # int64, len(query_ids) + 1
-    doc_codes: np.ndarray  # int32 per row
-    doc_dictionary: pa.Array  # string
-    ranks: np.ndarray  # float64 per row, NaN where unranked
-    targets: np.ndarray  # float64 per row
+    docs: pa.Array  # large_string, one per row
+    ranks: np.ndarray  # float32 per row, NaN where unranked
+    targets: np.ndarray  # float32 per row
 
     def __len__(self) -> int:
-        return len(self.doc_codes)
+        return len(self.docs)
 
     def doc_ids(self, rows: Iterable[int]) -> list[str]:
-        codes = self.doc_codes[np.asarray(list(rows), dtype=np.int64)]
-        return self.doc_dictionary.take(pa.array(codes)).to_pylist()
+        return self.docs.take(pa.array(np.fromiter(rows, dtype=np.int64))).to_pylist()
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> TrainingTable:
@@ -258,28 +258,26 @@ class TrainingTable:
         """Queries keep their first-appearance order; within a query, ranked rows go by
         rank and unranked ones last (stable), whatever order the file has."""
         query = _dictionary_encoded(table.column("query_id"))
-        doc = _dictionary_encoded(table.column("doc_id"))
         # Dictionary codes number queries in order of first appearance.
-        codes = query.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        ranks = table.column("rank").cast(pa.float64()).to_numpy(zero_copy_only=False)
-        targets = table.column("target").cast(pa.float64()).to_numpy(zero_copy_only=False)
-        doc_codes = doc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-        position = np.where(np.isnan(ranks), np.iinfo(np.int32).max, ranks)
-        step_query, step_position = np.diff(codes), np.diff(position)
-        if not np.all((step_query > 0) | ((step_query == 0) & (step_position >= 0))):
+        codes = query.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+        docs = table.column("doc_id").cast(pa.large_string()).combine_chunks()
+        ranks = table.column("rank").cast(pa.float32()).to_numpy(zero_copy_only=False)
+        targets = table.column("target").cast(pa.float32()).to_numpy(zero_copy_only=False)
+        position = np.where(np.isnan(ranks), np.float32(np.inf), ranks)
+        later_query = codes[1:] > codes[:-1]
+        ordered = later_query | ((codes[1:] == codes[:-1]) & (position[1:] >= position[:-1]))
+        if not ordered.all():
             order = np.lexsort((position, codes))
-            codes, ranks, targets, doc_codes = (
-                a[order] for a in (codes, ranks, targets, doc_codes)
-            )
-        starts = np.flatnonzero(np.diff(codes)) + 1
+            codes, ranks, targets = codes[order], ranks[order], targets[order]
+            docs = docs.take(pa.array(order))
+        starts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
         offsets = np.concatenate([[0], starts, [len(codes)]]).astype(np.int64)
         if len(codes) == 0:
             offsets = np.zeros(1, dtype=np.int64)
         return cls(
             query_ids=query.dictionary.take(pa.array(codes[offsets[:-1]])).to_pylist(),
             offsets=offsets,
-            doc_codes=doc_codes,
-            doc_dictionary=doc.dictionary,
+            docs=docs,
             ranks=ranks,
             targets=targets,
         )
@@ -301,5 +299,5 @@ def read_table(path: Path) -> TrainingTable:
     missing = [c for c in TABLE_COLUMNS if c not in names]
     if missing:
         raise ValueError(f"{path}: training table lacks the columns {missing}; has {names}")
-    table = pq.read_table(path, columns=TABLE_COLUMNS, read_dictionary=["query_id", "doc_id"])
+    table = pq.read_table(path, columns=TABLE_COLUMNS, read_dictionary=["query_id"])
     return TrainingTable._from_arrow(table)

@@ -8,5 +8,10 @@ torch.set_num_threads(snakemake.threads)
 p = snakemake.params
 with log_to(snakemake.log[0]):
     rerank_first_stages(
-        p.checkpoint, p.manifests, p.jobs, batch_size=p.batch_size, tag=snakemake.wildcards.reranker
+        p.checkpoint,
+        p.manifests,
+        p.jobs,
+        batch_size=p.batch_size,
+        tag=snakemake.wildcards.reranker,
+        precision=p.precision,
     )
