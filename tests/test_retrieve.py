@@ -78,3 +78,30 @@ def test_rebuild_replaces_the_index(tmp_path: Path) -> None:
     run = bm25(tmp_path / "index", topics([("q", "ancient")]), num_results=5)
     assert run["doc_id"].tolist() == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["index"]
+
+
+def test_bm25_run_that_retrieves_nothing_is_an_error(index_dir: Path, tmp_path: Path) -> None:
+    """A query set that shares no term with the index (the wrong corpus) fails the step,
+    naming the query set and the index, and writes no run."""
+    from rank_distillm.datasets import Manifest
+    from rank_distillm.io import write_qrels, write_topics
+    from rank_distillm.steps import retrieve_bm25_run
+
+    write_topics(topics([("q1", "xylophone"), ("q2", "bassoon")]), tmp_path / "queries.tsv")
+    write_qrels(
+        pd.DataFrame({"query_id": ["q1"], "doc_id": ["x"], "relevance": [1]}),
+        tmp_path / "qrels.txt",
+    )
+    (tmp_path / "docs.tsv").write_text("x\tmusic\n")
+    subsets = {"test": {"queries": "queries.tsv", "qrels": "qrels.txt"}}
+    Manifest(name="music", root=tmp_path, docs="docs.tsv", subsets=subsets).write(
+        tmp_path / "m.json"
+    )
+    out = tmp_path / "run.txt"
+    with pytest.raises(ValueError) as error:
+        retrieve_bm25_run(
+            [tmp_path / "m.json"], "music/test", index_dir, out, {"k1": 0.9, "b": 0.4}, 100
+        )
+    assert "BM25 retrieved nothing for any of the 2 queries of music/test" in str(error.value)
+    assert str(index_dir) in str(error.value)
+    assert not out.exists()

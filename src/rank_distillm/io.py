@@ -18,6 +18,7 @@ complete to Snakemake.
 from __future__ import annotations
 
 import csv
+import errno
 import logging
 import math
 import os
@@ -80,6 +81,14 @@ _RUN_CHECKS = {3: "integer", 4: "number"}
 # Same field separator as pandas' C engine uses for sep=r"\s+" (space and tab only).
 _WHITESPACE = re.compile(r"[ \t]+")
 _HAS_WHITESPACE = r"\s"
+# Writing errors a user fixes outside the pipeline, with what to do.
+_STORAGE_ERRORS = {
+    errno.ENOSPC: "free space on that disk, or point results/ elsewhere",
+    errno.EDQUOT: "your disk quota is full",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "you may not write to that folder",
+    errno.EPERM: "you may not write to that folder",
+}
 # Files above this size get a log line before parsing starts, so a long read is explained.
 _ANNOUNCE_BYTES = 256 * 2**20
 # Writers compress by suffix; readers detect compression from the content.
@@ -155,15 +164,24 @@ def atomic_output(path: PathLike) -> Iterator[Path]:
     Parent directories are created. On error the temp file is removed and ``path`` is untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{target.name}")
     try:
-        yield tmp
-        with open(tmp, "rb") as f:  # flush to disk before the rename makes it visible
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{target.name}")
+        try:
+            yield tmp
+            with open(tmp, "rb") as f:  # flush to disk before the rename makes it visible
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as error:
+        if error.errno not in _STORAGE_ERRORS:
+            raise
+        raise OSError(
+            error.errno,
+            f"{target}: could not write it ({error.strerror}); {_STORAGE_ERRORS[error.errno]}. "
+            "Nothing was written there; earlier outputs are untouched",
+        ) from error
 
 
 def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
