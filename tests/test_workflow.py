@@ -169,3 +169,43 @@ def test_demo_is_an_ir_datasets_collection_with_scoreddocs(demo: Path) -> None:
     assert (first.query_id, first.doc_id) == (run["query_id"][0], run["doc_id"][0])
     assert first.score == pytest.approx(run["score"][0])
     assert sum(1 for _ in dataset.scoreddocs_iter()) == len(run)
+
+
+def planned_jobs(plan: str) -> dict[str, int]:
+    table = plan[plan.index("Job stats:") :].split("\n\n")[0]
+    return {
+        line.split()[0]: int(line.split()[1])
+        for line in table.splitlines()[3:]
+        if line.split()[0] != "total"
+    }
+
+
+def test_a_changed_config_value_reruns_exactly_the_affected_jobs(demo: Path) -> None:
+    """The distillation's learning rate: that model and everything downstream of it, nothing
+    upstream (data, BM25, tables, stage 1) and not the other models' re-ranking."""
+    override = demo / "lr.yaml"
+    override.write_text("models:\n  tiny-electra.stage1.stage2-ranknet: {learning_rate: 2.0e-4}\n")
+    result = snakemake(demo, "--dry-run", "--configfile", "config.yaml", override.name)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result.stdout)
+    assert jobs["train_model"] == 1 and jobs["rerank"] == 1 and jobs["evaluate_reranker"] == 1
+    assert "wildcards: model=tiny-electra.stage1.stage2-ranknet" in result.stdout
+    assert "wildcards: model=tiny-electra.stage1\n" not in result.stdout
+    for upstream in ("demo_data", "bm25_index", "bm25_run", "teacher_table", "tiny_backbone"):
+        assert upstream not in jobs, upstream
+    assert "model_zoo" in jobs  # the table shows the new model
+
+
+def test_another_experiment_never_touches_the_demos_outputs(demo: Path) -> None:
+    """A second config with its own name plans every job under results/<its name>/."""
+    override = demo / "other.yaml"
+    override.write_text("experiment: demo-variant\n")
+    result = snakemake(demo, "--dry-run", "--configfile", "config.yaml", override.name)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = [
+        path
+        for line in result.stdout.splitlines()
+        if line.strip().startswith("output:")
+        for path in line.split(":", 1)[1].replace(",", " ").split()
+    ]
+    assert outputs and all(path.startswith("results/demo-variant/") for path in outputs)
