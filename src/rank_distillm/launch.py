@@ -45,6 +45,7 @@ def _worker(
         LOCAL_WORLD_SIZE=str(processes),
     )
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: loopback
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # accelerate would pick its own
     torch.set_num_threads(threads)
     # Every process writes to the job's log (inherited stderr); the others only warnings.
     logging.basicConfig(
