@@ -88,3 +88,14 @@ def test_two_processes_train_like_one_with_the_same_global_batch(
         threads=1,
     )
     assert_same_training(tmp_path, one_process, backbone_dir)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without GPUs")
+def test_processes_for_the_gpus_a_job_was_given() -> None:
+    from rank_distillm.launch import training_processes
+
+    assert training_processes(1) == 1  # the demo: one process on the CPU
+    with pytest.raises(
+        RuntimeError, match="compute.train_gpus asks for 2 GPUs per training job, but torch sees 0"
+    ):
+        training_processes(2)

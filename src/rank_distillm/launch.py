@@ -55,6 +55,20 @@ def _worker(
     function(*args)
 
 
+def training_processes(gpus: int) -> int:
+    """Processes for a training job granted ``gpus`` GPUs (config compute.train_gpus): one
+    per GPU, or one on a machine without GPUs when one was asked for (CPU training)."""
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus > 1 and available < gpus:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+        raise RuntimeError(
+            f"compute.train_gpus asks for {gpus} GPUs per training job, but torch sees "
+            f"{available} (CUDA_VISIBLE_DEVICES={visible}); request the GPUs from the "
+            "cluster, or set compute.train_gpus to 1"
+        )
+    return max(gpus, 1) if available else 1
+
+
 def launch(processes: int, function: Callable[..., Any], *args: Any, threads: int = 1) -> None:
     """Call ``function(*args)`` in ``processes`` data-parallel processes (or here, for
     one), each with ``threads`` torch threads. An exception in any process is raised

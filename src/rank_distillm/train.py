@@ -121,25 +121,19 @@ def training_device(setting: str) -> str:
 
 
 @contextlib.contextmanager
-def numerics(device: str) -> Iterator[None]:
-    """Deterministic algorithms on a CPU (as reproducible as torch allows); TF32 matrix
-    products on a GPU (fp32 parts of a bf16 run). Restored afterwards."""
+def deterministic(device: str) -> Iterator[None]:
+    """Deterministic algorithms on a CPU, as reproducible as torch allows (on a GPU they
+    would cost speed; GPU runs are not bit-reproducible anyway). Restored afterwards."""
     before = (
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
-        torch.backends.cuda.matmul.allow_tf32,
-        torch.backends.cudnn.allow_tf32,
     )
     if device == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before[2:]
 
 
 @dataclass
@@ -366,7 +360,11 @@ def train(
         )
 
     try:
-        with numerics(device_type), resume.StopSignals() as signals:
+        with (
+            deterministic(device_type),
+            precisions.tf32(device_type),
+            resume.StopSignals() as signals,
+        ):
             for step in range(first_step + 1, steps + 1):
                 item = next(loader)
                 learning_rate = scheduler.get_last_lr()[0]  # the rate this step uses
