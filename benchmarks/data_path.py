@@ -118,8 +118,7 @@ def step_loader(root: Path, table: str, sampler: str, batches: int) -> dict:
     from rank_distillm.backbone import wordpiece_tokenizer, wordpiece_vocabulary
     from rank_distillm.model import PairEncoder
     from rank_distillm.texts import DatasetTexts
-    from rank_distillm.train import BatchBuilder, TrainSettings
-    from rank_distillm.train import batches as sample_batches
+    from rank_distillm.train_data import BatchBuilder, sample_steps
     from rank_distillm.training_tables import read_table
 
     torch.set_num_threads(1)
@@ -131,15 +130,13 @@ def step_loader(root: Path, table: str, sampler: str, batches: int) -> dict:
     sample_texts = texts.doc_texts([str(i) for i in range(2000)])
     tokenizer = wordpiece_tokenizer(wordpiece_vocabulary(sample_texts, 30_522))
     encoder = PairEncoder(tokenizer, 32, 256)
-    settings = TrainSettings(loss="ranknet", sampler=sampler, steps=batches, depth=100)
     lists = sampling.group_queries(training)
     builder = BatchBuilder(training, texts, encoder, cache_size=0)
-    stream = sample_batches(lists, settings, random.Random(42), 32)
+    stream = sample_steps(lists, sampler, 7, 100, 32, random.Random(42))
     next(stream)  # the first epoch's draw happens here
     pairs, started = 0, time.perf_counter()
     for _ in range(batches):
-        _, samples = next(stream)
-        batch = builder.batch(samples)
+        batch = builder.batch(next(stream).samples)
         pairs += int(batch["mask"].sum())
     seconds = time.perf_counter() - started
     return {

@@ -96,17 +96,29 @@ def ours_train(data: dict, backbone: Path, args: argparse.Namespace) -> dict:
 
     import pandas as pd
 
+    from rank_distillm.texts import MappingTexts
     from rank_distillm.train import TrainSettings, train
+    from rank_distillm.training_tables import TrainingTable
 
     settings = data["settings"]
     rows = [
-        (item["query_id"], item["query"], doc_id, text, rank, target)
+        (item["query_id"], doc_id, rank, target)
         for item in data["train"]
-        for rank, (doc_id, text, target) in enumerate(
-            zip(item["doc_ids"], item["docs"], item["targets"], strict=True), start=1
+        for rank, (doc_id, target) in enumerate(
+            zip(item["doc_ids"], item["targets"], strict=True), start=1
         )
     ]
-    table = pd.DataFrame(rows, columns=["query_id", "query", "doc_id", "text", "rank", "target"])
+    table = TrainingTable.from_frame(
+        pd.DataFrame(rows, columns=["query_id", "doc_id", "rank", "target"])
+    )
+    texts = MappingTexts(
+        {item["query_id"]: item["query"] for item in data["train"]},
+        {
+            doc_id: text
+            for item in data["train"]
+            for doc_id, text in zip(item["doc_ids"], item["docs"], strict=True)
+        },
+    )
     steps = len(data["train"]) // settings["queries_per_step"]
     train_settings = TrainSettings(
         loss="ranknet",
@@ -115,16 +127,17 @@ def ours_train(data: dict, backbone: Path, args: argparse.Namespace) -> dict:
         steps=steps,
         queries_per_step=settings["queries_per_step"],
         learning_rate=1e-5,
-        precision={"fp32": "no", "bf16": "bf16"}[args.precision],
+        precision=args.precision,
         query_length=settings["query_length"],
         doc_length=settings["doc_length"],
         freeze_position_embeddings=False,  # as lightning-ir: the same parameters train
         seed=settings["seed"],
+        device="cuda" if args.device.startswith("cuda") else "cpu",
     )
     with tempfile.TemporaryDirectory() as tmp:
         loss_log = Path(tmp) / "loss.csv"
         cpu = time.process_time()
-        summary = train(train_settings, str(backbone), table, Path(tmp) / "model", loss_log)
+        summary = train(train_settings, str(backbone), table, texts, Path(tmp) / "model", loss_log)
         cpu = time.process_time() - cpu  # includes loading and tokenising: an upper bound
         seconds = float(pd.read_csv(loss_log)["seconds"].iloc[-1])
     return {"pairs": int(summary["pairs"]), "seconds": seconds, "cpu_seconds": cpu}

@@ -36,7 +36,7 @@ rule train_model:
         threads=COMPUTE["train_threads"],
     threads: COMPUTE["train_threads"]
     resources:
-        gpu=1,
+        gpu=COMPUTE["train_gpus"],
         mem_mb=COMPUTE["train_mem_mb"],
         runtime=lambda wildcards: EXP.train_runtime_minutes(wildcards.model),
     log:

@@ -1,5 +1,5 @@
 """Tests for rank_distillm.length_batches: scoring a training batch in length-sorted
-chunks gives the loss and the gradients of today's single padded pass."""
+chunks gives the loss and the gradients of the single padded pass it replaced."""
 
 from __future__ import annotations
 
@@ -14,10 +14,14 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from rank_distillm import losses, sampling  # noqa: E402
-from rank_distillm.length_batches import score_by_length, score_query_lists  # noqa: E402
-from rank_distillm.model import PairEncoder, load_cross_encoder  # noqa: E402
-from rank_distillm.train import TokenisedTable, _scores  # noqa: E402
-from tests.helpers import EXTRA_TEXTS, training_table  # noqa: E402
+from rank_distillm.length_batches import (  # noqa: E402
+    score_query_lists,
+    score_sorted,
+    sort_by_length,
+)
+from rank_distillm.model import CrossEncoder, PairEncoder, load_cross_encoder  # noqa: E402
+from rank_distillm.train_data import BatchBuilder  # noqa: E402
+from tests.helpers import EXTRA_TEXTS, split_texts, training_table  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -30,10 +34,22 @@ def uneven_batch(backbone_dir: Path):
     texts = [*EXTRA_TEXTS, "fox", "a b c d e f g h i j k l m n o p q r s t u v w x y z"]
     table["text"] = [texts[i % len(texts)] * (1 + i % 3) for i in range(len(table))]
     table = table[~((table["query_id"] == "q2") & (table["rank"] > 4))]
-    encoder = PairEncoder(tokenizer, 8, 32)
-    tokens = TokenisedTable(table, encoder)
-    samples, _ = sampling.draw(sampling.group_queries(table), "top", 0, 100, random.Random(0))
-    return model, tokens.batch(samples)
+    ids, texts = split_texts(table)
+    builder = BatchBuilder(ids, texts, PairEncoder(tokenizer, 8, 32))
+    samples, _ = sampling.draw(sampling.group_queries(ids), "top", 0, 100, random.Random(0))
+    return model, builder.batch(samples)
+
+
+def padded_scores(model: CrossEncoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The training loop's scoring before length-sorted chunks: one pass over the batch
+    padded to its longest pair, scores scattered into the (queries x passages) mask."""
+    flat = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        token_type_ids=batch["token_type_ids"],
+    )
+    scores = torch.zeros(batch["mask"].shape, dtype=flat.dtype, device=flat.device)
+    return scores.masked_scatter(batch["mask"], flat)
 
 
 def loss_and_grads(model, batch, scorer, loss_name: str):
@@ -59,7 +75,7 @@ def test_chunked_scores_give_the_padded_loss_and_gradients(
     # In float64 the two computations agree to rounding (1e-12); in float32 the sums
     # over tokens in another order differ by ~1e-4 of a gradient's largest entry.
     model.double().train()
-    expected_loss, expected = loss_and_grads(model, batch, _scores, loss_name)
+    expected_loss, expected = loss_and_grads(model, batch, padded_scores, loss_name)
     loss, grads = loss_and_grads(
         model,
         batch,
@@ -73,26 +89,33 @@ def test_chunked_scores_give_the_padded_loss_and_gradients(
         torch.testing.assert_close(grad, expected[name], rtol=1e-9, atol=1e-12, msg=name)
 
 
-def test_scores_come_back_in_row_order(backbone_dir: Path) -> None:
+def test_scores_come_back_in_the_batch_layout(backbone_dir: Path) -> None:
     model, batch = uneven_batch(backbone_dir)
     model.eval()
     with torch.inference_mode():
-        padded = model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            token_type_ids=batch["token_type_ids"],
-        )
-        chunked = score_by_length(
-            model, batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], 4
-        )
-        scores = score_query_lists(model, batch, 4)
+        padded = padded_scores(model, batch)
+        chunked = score_query_lists(model, batch, 4)
+    assert chunked.shape == batch["mask"].shape == (3, 6)
     torch.testing.assert_close(chunked, padded, rtol=1e-5, atol=1e-6)
-    assert scores.shape == batch["mask"].shape
-    assert torch.equal(scores[batch["mask"]], chunked)
-    assert torch.all(scores[~batch["mask"]] == 0)
+    assert torch.all(chunked[~batch["mask"]] == 0)
+
+
+def test_sorting_plans_chunks_on_the_cpu(backbone_dir: Path) -> None:
+    _, batch = uneven_batch(backbone_dir)
+    lengths = batch["attention_mask"].sum(1).tolist()
+    ordered = sort_by_length(batch, 5)
+    # Rows in order of length (ties keep their order), chunks of 5, 5, 5 and 1 pairs.
+    assert ordered["attention_mask"].sum(1).tolist() == sorted(lengths)
+    assert ordered["widths"] == [max(sorted(lengths)[i : i + 5]) for i in (0, 5, 10, 15)]
+    # gather: each cell's pair in length order; padded cells read the appended zero (16).
+    assert ordered["gather"].shape == (3, 6)
+    assert ordered["gather"][2, 4:].tolist() == [16, 16]
+    flat = torch.arange(16.0)[torch.argsort(batch["attention_mask"].sum(1), stable=True)]
+    gathered = torch.cat([flat, torch.zeros(1)])[ordered["gather"]]
+    assert gathered[batch["mask"]].tolist() == list(range(16))
 
 
 def test_chunk_size_must_be_positive(backbone_dir: Path) -> None:
     model, batch = uneven_batch(backbone_dir)
     with pytest.raises(ValueError, match="pairs_per_chunk"):
-        score_query_lists(model, batch, 0)
+        score_sorted(model, sort_by_length(batch, 0))

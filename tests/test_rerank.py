@@ -176,3 +176,40 @@ def test_depth_zero_gives_an_empty_run(encoder: PairEncoder) -> None:
     out = rerank(PassageLengthScorer(), encoder, run, queries, docs, depth=0)
     assert out.empty
     assert list(out.columns) == RUN_COLUMNS
+
+
+class MemoryBoundScorer(PassageLengthScorer):
+    """Runs out of (GPU) memory on batches of more than ``limit`` pairs, as a real GPU
+    does on a batch too large for it."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit, self.sizes = limit, []
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        self.sizes.append(len(input_ids))
+        if len(input_ids) > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return super().forward(input_ids, attention_mask, token_type_ids)
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_every_score(
+    encoder: PairEncoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    run, queries, docs = length_run()
+    expected = rerank(PassageLengthScorer(), encoder, run, queries, docs, batch_size=8)
+    scorer = MemoryBoundScorer(limit=2)
+    with caplog.at_level("WARNING", logger="rank_distillm.rerank"):
+        out = rerank(scorer, encoder, run, queries, docs, batch_size=7)
+    pd.testing.assert_frame_equal(out, expected)
+    # 7 pairs: 7 fails, 3 fails, then batches of 1 (after two halvings), none lost.
+    assert scorer.sizes == [7, 3, 1, 1, 1, 1, 1, 1, 1]
+    assert "out of memory scoring 7 pairs" in caplog.text
+    assert "retrying in batches of 3" in caplog.text
+    assert "retrying in batches of 1" in caplog.text
+
+
+def test_out_of_memory_on_a_single_pair_is_raised(encoder: PairEncoder) -> None:
+    run, queries, docs = length_run()
+    with pytest.raises(torch.OutOfMemoryError, match="CUDA out of memory"):
+        rerank(MemoryBoundScorer(limit=0), encoder, run, queries, docs, batch_size=4)

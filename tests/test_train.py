@@ -37,6 +37,7 @@ BASE = {
     "query_length": 8,
     "doc_length": 16,
     "freeze_position_embeddings": False,
+    "precision": "fp32",  # "auto" would pick bf16 on CPUs with bf16 instructions
 }
 
 
@@ -99,11 +100,33 @@ def test_settings_need_whole_micro_batches() -> None:
     assert settings.accumulation_steps == 4
 
 
-def test_mixed_precision_on_cpu() -> None:
-    settings = TrainSettings(loss="infonce", sampler="top", steps=1)
-    assert settings.mixed_precision() == ("bf16" if torch.cuda.is_available() else "no")
-    forced = TrainSettings(loss="infonce", sampler="top", steps=1, precision="fp16")
-    assert forced.mixed_precision() == "fp16"
+def test_settings_reject_unknown_precision_device_and_save_interval() -> None:
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, fp16"):
+        TrainSettings(loss="infonce", sampler="top", steps=1, precision="fp8")
+    with pytest.raises(ValueError, match="device must be one of auto, cuda, cpu"):
+        TrainSettings(loss="infonce", sampler="top", steps=1, device="tpu")
+    with pytest.raises(ValueError, match="save_every_steps must be >= 1"):
+        TrainSettings(loss="infonce", sampler="top", steps=1, save_every_steps=0)
+    # accelerate's spelling of fp32 stays accepted (older configs).
+    assert TrainSettings(loss="infonce", sampler="top", steps=1, precision="no").precision == "no"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without GPU")
+def test_a_demanded_gpu_that_is_missing_is_a_clear_error(
+    backbone_dir: Path, tmp_path: Path
+) -> None:
+    settings = TrainSettings(**{**BASE, "device": "cuda"})
+    with pytest.raises(
+        RuntimeError, match="device: cuda is configured for training, but torch finds no CUDA GPU"
+    ):
+        run_training(settings, backbone_dir, tmp_path, training_table())
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_fp16_training_on_a_cpu_is_a_clear_error(backbone_dir: Path, tmp_path: Path) -> None:
+    settings = TrainSettings(**{**BASE, "precision": "fp16", "device": "cpu"})
+    with pytest.raises(ValueError, match="fp16 training needs a CUDA GPU; use bf16 or fp32"):
+        run_training(settings, backbone_dir, tmp_path, training_table())
 
 
 def test_total_optimizer_steps() -> None:
@@ -244,6 +267,7 @@ def test_ranknet_on_teacher_ranks_for_one_epoch(backbone_dir: Path, tmp_path: Pa
         learning_rate=1e-3,
         query_length=8,
         doc_length=16,
+        precision="fp32",
     )
     result = run_training(settings, backbone_dir, tmp_path, table)
 
@@ -292,26 +316,28 @@ def test_warmup_learning_rate_is_logged_for_the_step_that_used_it(
 # --------------------------------------------------------------------------- data path
 
 
-def test_prefetcher_yields_in_order_and_raises_the_producers_error() -> None:
-    from rank_distillm.train import Prefetcher
+def test_prefetcher_builds_ahead_in_order_and_raises_the_builders_error() -> None:
+    from rank_distillm.train_data import Prefetcher
 
-    assert list(Prefetcher(iter(range(20)), depth=3)) == list(range(20))
+    with Prefetcher(iter(range(20)), lambda x: x * x, workers=3, depth=4) as loader:
+        assert list(loader) == [x * x for x in range(20)]
 
-    def failing():
-        yield 1
-        raise KeyError("passage 'x' is not in the collection")
+    def build(x: int) -> int:
+        if x == 1:
+            raise KeyError("passage 'x' is not in the collection")
+        return x
 
-    loader = Prefetcher(failing())
-    assert next(loader) == 1
-    with pytest.raises(KeyError, match="passage 'x'"):
-        next(loader)
+    with Prefetcher(iter(range(5)), build, workers=2) as loader:
+        assert next(loader) == 0
+        with pytest.raises(KeyError, match="passage 'x'"):
+            next(loader)
 
 
 def test_batch_builder_fetches_each_passage_once_while_it_fits_the_cache(
     backbone_dir: Path,
 ) -> None:
     from rank_distillm.sampling import Sample
-    from rank_distillm.train import BatchBuilder
+    from rank_distillm.train_data import BatchBuilder
 
     table, texts = split_texts(training_table(n_queries=2, negatives=2))
     asked: list[list[str]] = []

@@ -221,7 +221,13 @@ def run_rerank(args: argparse.Namespace) -> int:
     )
     job = {"dataset": dataset_id, "first_stage_run": run, "out_run": args.out, "depth": args.depth}
     steps.rerank_first_stages(
-        checkpoint, manifests, [job], batch_size=args.batch_size, tag=tag, device=device
+        checkpoint,
+        manifests,
+        [job],
+        batch_size=args.batch_size,
+        tag=tag,
+        device=device,
+        precision=args.precision,
     )
     LOGGER.info("wrote %s", args.out)
     return 0
@@ -317,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--device",
         default="auto",
         help="torch device: cpu, cuda, cuda:1, ... (default: cuda when there is a GPU, else cpu)",
+    )
+    rerank.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="auto: bf16 autocast on a GPU and on CPUs with AMX-BF16 or AVX512-BF16, fp32 "
+        "elsewhere, as config rerank.precision; the log says which (default: %(default)s)",
     )
     rerank.add_argument(
         "--threads",

@@ -1,63 +1,98 @@
-"""Scoring a training batch in length-sorted sub-batches, for one listwise loss.
+"""Scoring a training batch in length-sorted chunks, for one listwise loss.
 
 A query list of 100 passages padded to its longest passage wastes most of the work:
 on issue 6's workload (passage lengths gamma(4, 14) words) the padded batch is 2.5x
 the real tokens. Sorting the pairs by length and running the model on chunks, each cut
 to its own longest pair, leaves ~5% padding. The chunks' scores are put back in the
-batch's order before the loss, so the loss sees exactly the scores of one padded pass
-(to float tolerance), and one backward pass covers every chunk.
+batch's (queries x passages) layout before the loss, so the loss sees the scores of one
+padded pass (to float tolerance), and one backward pass covers every chunk.
+
+The sorting happens where the batch is built (:func:`sort_by_length`, on the CPU), so
+scoring (:func:`score_sorted`) needs no value from the device: nothing waits for a GPU.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-#: Pairs per chunk: small enough that neighbours in length order pad little, large
-#: enough that each chunk's matrix products stay efficient.
-PAIRS_PER_CHUNK = 16
+#: Pairs per chunk on a CPU: small enough that neighbours in length order pad little,
+#: large enough that each chunk's matrix products stay efficient (16 measured best of
+#: 8/16/32 on issue 6's workload, docs/benchmarks.md).
+CPU_PAIRS_PER_CHUNK = 16
+#: On a GPU, larger chunks keep the device busy (fewer, larger kernels).
+GPU_PAIRS_PER_CHUNK = 128
+PAIR_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def score_by_length(
-    model: nn.Module,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    token_type_ids: torch.Tensor,
-    pairs_per_chunk: int = PAIRS_PER_CHUNK,
-) -> torch.Tensor:
-    """``model``'s score of each row of a padded pair batch, computed chunk by chunk in
-    order of length; returned in the rows' order (differentiable)."""
+def pairs_per_chunk(device: str | torch.device) -> int:
+    return GPU_PAIRS_PER_CHUNK if torch.device(device).type == "cuda" else CPU_PAIRS_PER_CHUNK
+
+
+def sort_by_length(batch: dict[str, torch.Tensor], pairs_per_chunk: int) -> dict:
+    """``batch`` (flat pair tensors, one row per real pair in ``mask`` order, and the
+    (queries x passages) ``mask``) with its pairs in order of length, plus ``widths``
+    (each chunk's longest pair) and ``gather``: for each (query, passage) cell, the
+    position of its pair in length order, or the number of pairs for a padded cell."""
     if pairs_per_chunk < 1:
         raise ValueError(f"pairs_per_chunk must be >= 1, got {pairs_per_chunk}")
-    lengths = attention_mask.sum(dim=1)
-    order = torch.argsort(lengths, stable=True)
+    lengths = batch["attention_mask"].sum(dim=1).numpy()
+    order = np.argsort(lengths, kind="stable")
+    position = np.empty(len(order) + 1, dtype=np.int64)
+    position[order] = np.arange(len(order))
+    position[-1] = len(order)  # padded cells read the zero appended to the scores
+    mask = batch["mask"].numpy()
+    cells = np.full(mask.shape, len(order), dtype=np.int64)
+    cells[mask] = np.arange(len(order))
+    widths = [
+        int(lengths[order[start : start + pairs_per_chunk]].max())
+        for start in range(0, len(order), pairs_per_chunk)
+    ]
+    index = torch.from_numpy(order)
+    return {
+        **batch,
+        **{key: batch[key][index] for key in PAIR_KEYS},
+        "gather": torch.from_numpy(position[cells]),
+        "widths": widths,
+        "pairs_per_chunk": pairs_per_chunk,
+    }
+
+
+def score_sorted(model: nn.Module, batch: dict) -> torch.Tensor:
+    """Scores of a :func:`sort_by_length` batch in its (queries x passages) layout, padded
+    cells 0 (differentiable)."""
+    step = batch["pairs_per_chunk"]
     pieces = []
-    for start in range(0, len(order), pairs_per_chunk):
-        rows = order[start : start + pairs_per_chunk]
-        width = int(lengths[rows].max())
+    for chunk, width in enumerate(batch["widths"]):
+        rows = slice(chunk * step, (chunk + 1) * step)
         pieces.append(
             model(
-                input_ids=input_ids[rows, :width],
-                attention_mask=attention_mask[rows, :width],
-                token_type_ids=token_type_ids[rows, :width],
+                input_ids=batch["input_ids"][rows, :width],
+                attention_mask=batch["attention_mask"][rows, :width],
+                token_type_ids=batch["token_type_ids"][rows, :width],
             )
         )
-    sorted_scores = torch.cat(pieces)
-    return sorted_scores[torch.argsort(order)]
+    scores = torch.cat([*pieces, pieces[0].new_zeros(1)])
+    return scores[batch["gather"]]
 
 
 def score_query_lists(
-    model: nn.Module, batch: dict[str, torch.Tensor], pairs_per_chunk: int = PAIRS_PER_CHUNK
+    model: nn.Module, batch: dict[str, torch.Tensor], pairs_per_chunk: int = CPU_PAIRS_PER_CHUNK
 ) -> torch.Tensor:
     """Scores of a (queries x passages) training batch as the loss expects them: shape
     ``batch["mask"].shape``, padded entries 0. ``batch`` holds the flat pair tensors
-    (one row per real pair, in mask order) and ``mask``, as ``train`` builds them."""
-    flat = score_by_length(
-        model,
-        batch["input_ids"],
-        batch["attention_mask"],
-        batch["token_type_ids"],
-        pairs_per_chunk,
-    )
-    scores = torch.zeros(batch["mask"].shape, dtype=flat.dtype, device=flat.device)
-    return scores.masked_scatter(batch["mask"], flat)
+    (one row per real pair, in mask order) and ``mask``, on the CPU."""
+    return score_sorted(model, sort_by_length(batch, pairs_per_chunk))
+
+
+class ListScorer(nn.Module):
+    """A cross-encoder scoring whole length-sorted training batches in one call, so that
+    DistributedDataParallel sees one forward per backward, however many chunks."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return score_sorted(self.model, batch)

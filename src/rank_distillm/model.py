@@ -9,12 +9,16 @@ prefix) and ``linear.*``, and the tokenizer files, so they move both ways.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -117,9 +121,32 @@ class PairEncoder:
         return ids
 
     def _encode(self, texts: list[str], max_length: int) -> list[list[int]]:
-        return self.tokenizer(
-            texts, add_special_tokens=False, truncation=True, max_length=max_length
-        )["input_ids"]
+        backend = self._backend(max_length)
+        if backend is None:
+            return self.tokenizer(
+                texts, add_special_tokens=False, truncation=True, max_length=max_length
+            )["input_ids"]
+        return [encoding.ids for encoding in backend.encode_batch(texts, add_special_tokens=False)]
+
+    def _backend(self, max_length: int) -> Any:
+        """A copy of a fast tokenizer's Rust tokenizer that truncates to ``max_length``,
+        as transformers' ``tokenizer(..., truncation=True)`` sets it up for each call:
+        the same ids without transformers' per-call wrapping, ~30% of tokenising time.
+        ``None`` for a tokenizer without a Rust backend."""
+        cache = self.__dict__.setdefault("_backends", {})  # frozen: no attribute assignment
+        if max_length not in cache:
+            backend = getattr(self.tokenizer, "backend_tokenizer", None)
+            if backend is not None:
+                backend = copy.deepcopy(backend)
+                backend.no_padding()
+                backend.enable_truncation(
+                    max_length,
+                    stride=0,
+                    strategy="longest_first",
+                    direction=getattr(self.tokenizer, "truncation_side", "right"),
+                )
+            cache[max_length] = backend
+        return cache[max_length]
 
     def query_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return self.token_ids(texts, self.query_length)
@@ -130,29 +157,33 @@ class PairEncoder:
     def collate(
         self, query_ids: Sequence[list[int]], doc_ids: Sequence[list[int]]
     ) -> dict[str, torch.Tensor]:
-        """Pair pre-tokenised queries and passages into one padded batch."""
+        """Pair pre-tokenised queries and passages into one padded batch (built as one
+        flat array and a length mask, not row by row)."""
+        if len(query_ids) != len(doc_ids):
+            raise ValueError(f"{len(query_ids)} queries but {len(doc_ids)} passages to pair")
         cls, sep, pad = (
             self.tokenizer.cls_token_id,
             self.tokenizer.sep_token_id,
             self.tokenizer.pad_token_id,
         )
-        sequences, segments = [], []
+        query_lengths = np.fromiter(map(len, query_ids), dtype=np.int64, count=len(query_ids))
+        doc_lengths = np.fromiter(map(len, doc_ids), dtype=np.int64, count=len(doc_ids))
+        lengths = query_lengths + doc_lengths + 3
+        pieces: list[Sequence[int]] = []
+        head, middle = [cls], [sep]
         for query, doc in zip(query_ids, doc_ids, strict=True):
-            first = [cls, *query, sep]
-            sequences.append(first + [*doc, sep])
-            segments.append([0] * len(first) + [1] * (len(doc) + 1))
-        width = max(len(s) for s in sequences)
-        input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-        token_type_ids = torch.zeros_like(input_ids)
-        attention_mask = torch.zeros_like(input_ids)
-        for row, (sequence, segment) in enumerate(zip(sequences, segments, strict=True)):
-            input_ids[row, : len(sequence)] = torch.tensor(sequence)
-            token_type_ids[row, : len(segment)] = torch.tensor(segment)
-            attention_mask[row, : len(sequence)] = 1
+            pieces += (head, query, middle, doc, middle)
+        flat = np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=int(lengths.sum()))
+        positions = np.arange(int(lengths.max(initial=0)))
+        attention_mask = positions < lengths[:, None]
+        input_ids = np.full(attention_mask.shape, pad, dtype=np.int64)
+        input_ids[attention_mask] = flat  # row-major: each row's tokens in order
+        # Segment 1 from the passage's first token to its [SEP]; 0 before and on padding.
+        token_type_ids = (positions >= query_lengths[:, None] + 2) & attention_mask
         return {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": token_type_ids,
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(attention_mask.astype(np.int64)),
+            "token_type_ids": torch.from_numpy(token_type_ids.astype(np.int64)),
         }
 
 
@@ -176,10 +207,13 @@ def resolve(name_or_path: str) -> Path:
     return Path(snapshot_download(name_or_path))
 
 
-def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+def load_tokenizer(path: Path, config: ElectraConfig | None = None) -> PreTrainedTokenizerBase:
+    """The tokenizer saved in ``path``. A lightning-ir checkpoint's ``config.json`` says
+    ``model_type: mono``, which transformers does not know: given the backbone's
+    ``config``, transformers does not read that file (nor warns about it)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    tokenizer = AutoTokenizer.from_pretrained(str(path), config=config)
     tokenizer.model_input_names = list(MODEL_INPUT_NAMES)
     return tokenizer
 
@@ -199,12 +233,11 @@ def load_cross_encoder(
     """
     path = resolve(name_or_path)
     config = json.loads((path / "config.json").read_text())
-    tokenizer = load_tokenizer(path)
     if "backbone_model_type" not in config:
         backbone = ElectraModel.from_pretrained(str(path))
         torch.manual_seed(seed)
         model = CrossEncoder(backbone, query_length or 32, doc_length or 256, linear_bias)
-        return model, tokenizer
+        return model, load_tokenizer(path)
 
     if config["backbone_model_type"] != "electra":
         raise ValueError(
@@ -214,6 +247,7 @@ def load_cross_encoder(
     backbone_config = ElectraConfig(
         **{key: value for key, value in config.items() if key not in LIGHTNING_IR_KEYS}
     )
+    tokenizer = load_tokenizer(path, backbone_config)
     model = CrossEncoder(
         ElectraModel(backbone_config),
         query_length or config.get("query_length", 32),

@@ -32,7 +32,8 @@ def rerank(
 
     Texts are tokenised once each, pairs are scored in order of length, so padding is
     minimal; ties in the model's score keep the first-stage order. ``precision`` is a
-    config value (``auto``, ``fp32``, ``bf16``; see :mod:`rank_distillm.precision`).
+    config value (``auto``, ``fp32``, ``bf16``; see :mod:`rank_distillm.precision`). A
+    batch that runs out of GPU memory is retried in halves, and the job log says so.
     """
     chosen = precisions.choose(precision, device)
     precisions.log_choice(chosen, "re-ranking")
@@ -53,12 +54,31 @@ def rerank(
     model.to(device).eval()
     started = time.perf_counter()
     progress = tqdm(total=len(order), desc="re-ranking", unit="pair", mininterval=5)
-    with torch.inference_mode(), chosen.autocast(device), progress:
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
+    with torch.inference_mode(), chosen.autocast(device), precisions.tf32(device), progress:
+        start, size = 0, batch_size
+        while start < len(order):
+            chunk = order[start : start + size]
             batch = encoder.collate([queries[i] for i in chunk], [docs[i] for i in chunk])
-            batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
-            scores[chunk] = model(**batch).float().cpu().numpy()
+            try:
+                batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+                scores[chunk] = model(**batch).float().cpu().numpy()
+            except torch.OutOfMemoryError:
+                if size == 1:
+                    raise
+                del batch
+                size = max(size // 2, 1)
+                LOGGER.warning(
+                    "out of memory scoring %d pairs of up to %d tokens on %s: "
+                    "retrying in batches of %d (scores are kept; later batches stay smaller)",
+                    len(chunk),
+                    max(len(queries[i]) + len(docs[i]) + 3 for i in chunk),
+                    device,
+                    size,
+                )
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            start += len(chunk)
             progress.update(len(chunk))
     seconds = time.perf_counter() - started
     LOGGER.info(

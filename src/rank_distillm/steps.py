@@ -226,7 +226,12 @@ def train_checkpoint(
         query_ids=training_table.query_ids,
         max_words=values.get("doc_length", 256),
     )
-    summary = train(TrainSettings(**values), str(start), training_table, texts, out_dir, loss_log)
+    # Beside the checkpoint, outside the rule's outputs: Snakemake deletes those when
+    # it reruns a failed job, this folder survives until the checkpoint is written.
+    resume_dir = out_dir.parent / "resume"
+    summary = train(
+        TrainSettings(**values), str(start), training_table, texts, out_dir, loss_log, resume_dir
+    )
     LOGGER.info("training summary: %s", json.dumps(summary))
 
 

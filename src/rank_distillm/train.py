@@ -1,34 +1,57 @@
-"""Fine-tuning a cross-encoder on a training table with accelerate.
+"""Fine-tuning a cross-encoder on a training table.
 
-accelerate places the model (CPU, one or several GPUs under ``accelerate launch``),
-runs bf16 mixed precision on GPUs and accumulates gradients. The optimiser is the
-paper's AdamW with a constant learning rate (an optional linear warm-up helps tiny
-models trained from scratch).
+One optimizer step takes ``queries_per_step`` queries, whatever the number of
+processes: under data-parallel training (:mod:`rank_distillm.launch`, accelerate's
+process group and DistributedDataParallel) each process takes an equal share, split
+further into ``accumulation_steps`` micro-batches, and every micro-batch's loss is
+weighted so that the step's loss is the loss of its whole batch
+(:mod:`rank_distillm.global_batch`). Each micro-batch is scored in length-sorted chunks
+(:mod:`rank_distillm.length_batches`) for one loss and one backward pass.
+
+The optimiser is the paper's AdamW with a constant learning rate (an optional linear
+warm-up helps tiny models trained from scratch). Precision follows
+:func:`rank_distillm.precision.choose` (bf16 autocast on GPUs and on CPUs with bf16
+instructions, fp32 elsewhere or when configured). With a resume folder, the state is
+saved every ``save_every_steps`` steps and on SIGTERM, and a rerun continues from it
+(:mod:`rank_distillm.resume`); on a CPU the result is bit-identical to an uninterrupted
+run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import logging
-import os
-import queue
 import random
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from rank_distillm import losses, sampling
-from rank_distillm.model import CrossEncoder, PairEncoder, load_cross_encoder, save_cross_encoder
+from rank_distillm import global_batch, length_batches, losses, resume, sampling
+from rank_distillm import precision as precisions
+from rank_distillm.model import PairEncoder, load_cross_encoder, save_cross_encoder
 from rank_distillm.texts import TextLookup
+from rank_distillm.train_data import (
+    BatchBuilder,
+    Prefetcher,
+    StepSamples,
+    sample_steps,
+    shares,
+    targets_and_mask,
+)
 from rank_distillm.training_tables import TrainingTable
 
 LOGGER = logging.getLogger(__name__)
+
+LOSS_LOG_HEADER = ["step", "epoch", "loss", "learning_rate", "seconds"]
+DEVICES = ("auto", "cuda", "cpu")
 
 
 @dataclass(frozen=True)
@@ -53,6 +76,8 @@ class TrainSettings:
     doc_length: int = 256
     freeze_position_embeddings: bool = True
     seed: int = 42
+    save_every_steps: int = 1000
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.epochs is None):
@@ -62,130 +87,11 @@ class TrainSettings:
         losses.get_loss(self.loss)  # fails early on a typo
         if self.sampler not in sampling.SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {sampling.SAMPLERS}")
-
-    def mixed_precision(self) -> str:
-        if self.precision == "auto":
-            return "bf16" if torch.cuda.is_available() else "no"
-        return self.precision
-
-
-class BatchBuilder:
-    """Token ids for samples. Passage texts are fetched and tokenised when first drawn,
-    so no corpus is held in memory; tokens are kept for up to ``cache_size`` passages
-    (all of a small table's, which then costs no lookups after the first epoch) and for
-    every query (each recurs every epoch)."""
-
-    def __init__(
-        self,
-        table: TrainingTable,
-        texts: TextLookup,
-        encoder: PairEncoder,
-        cache_size: int = 500_000,
-    ) -> None:
-        self.table, self.texts, self.encoder = table, texts, encoder
-        self.cache_size = cache_size
-        self._query_tokens: dict[str, list[int]] = {}
-        self._doc_tokens: dict[str, list[int]] = {}
-
-    def batch(self, samples: list[sampling.Sample]) -> dict[str, torch.Tensor]:
-        new = [q for q in dict.fromkeys(s.query_id for s in samples) if q not in self._query_tokens]
-        if new:
-            tokens = self.encoder.query_ids(self.texts.query_texts(new))
-            self._query_tokens.update(zip(new, tokens, strict=True))
-        doc_ids = self.table.doc_ids(row for sample in samples for row in sample.rows)
-        missing = [d for d in dict.fromkeys(doc_ids) if d not in self._doc_tokens]
-        if missing:
-            if len(self._doc_tokens) + len(missing) > self.cache_size:
-                self._doc_tokens.clear()  # then this batch needs all its passages again
-                missing = list(dict.fromkeys(doc_ids))
-            tokens = self.encoder.doc_ids(self.texts.doc_texts(missing))
-            self._doc_tokens.update(zip(missing, tokens, strict=True))
-        queries = [self._query_tokens[s.query_id] for s in samples for _ in s.rows]
-        inputs = self.encoder.collate(queries, [self._doc_tokens[d] for d in doc_ids])
-        width = max(len(sample.rows) for sample in samples)
-        targets = torch.zeros(len(samples), width)
-        mask = torch.zeros(len(samples), width, dtype=torch.bool)
-        for i, sample in enumerate(samples):
-            targets[i, : len(sample.rows)] = torch.tensor(sample.targets)
-            mask[i, : len(sample.rows)] = True
-        return {**inputs, "targets": targets, "mask": mask}
-
-
-class Prefetcher:
-    """Runs an iterator in a background thread, ``depth`` items ahead, so building
-    batches (text lookups, tokenisation, collation) overlaps the model's work.
-
-    The iterator runs in one thread in order, so seeded sampling stays deterministic.
-    An exception in the thread is raised in the consumer.
-    """
-
-    _END = object()
-
-    def __init__(self, iterator: Iterator, depth: int = 8) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(iterator,), daemon=True)
-        self._thread.start()
-
-    def _run(self, iterator: Iterator) -> None:
-        try:
-            for item in iterator:
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    return
-        except BaseException as error:  # handed to the consumer
-            self._queue.put(error)
-            return
-        self._queue.put(self._END)
-
-    def __iter__(self) -> Prefetcher:
-        return self
-
-    def __next__(self):
-        item = self._queue.get()
-        if item is self._END:
-            raise StopIteration
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
-def batches(
-    queries: list[sampling.QueryList],
-    settings: TrainSettings,
-    rng: random.Random,
-    micro_batch: int,
-) -> Iterator[tuple[int, list[sampling.Sample]]]:
-    """Micro-batches of freshly drawn samples, epoch after epoch, with the epoch number."""
-    epoch = 0
-    while True:
-        order = queries[:]
-        rng.shuffle(order)
-        samples, skipped = sampling.draw(
-            order, settings.sampler, settings.negatives, settings.depth, rng
-        )
-        if epoch == 0 and skipped:
-            LOGGER.warning(
-                "%d of %d training queries skipped by the %s sampler "
-                "(no relevant passage or too few candidates)",
-                skipped,
-                len(queries),
-                settings.sampler,
-            )
-        if not samples:
-            raise ValueError("no training query has a usable sample")
-        for start in range(0, len(samples) - micro_batch + 1, micro_batch):
-            yield epoch, samples[start : start + micro_batch]
-        epoch += 1
+        if self.save_every_steps < 1:
+            raise ValueError(f"save_every_steps must be >= 1, got {self.save_every_steps}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        precisions.choose(self.precision, "cpu", flags=())  # fails early on a typo
 
 
 def total_optimizer_steps(settings: TrainSettings, usable_queries: int) -> int:
@@ -200,6 +106,74 @@ def total_optimizer_steps(settings: TrainSettings, usable_queries: int) -> int:
     return per_epoch * settings.epochs
 
 
+def training_device(setting: str) -> str:
+    """``cuda`` when a GPU is there (or demanded), else ``cpu``; a GPU demanded by the
+    config (``device: cuda``) but absent is an error, not a silent week on a CPU."""
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "device: cuda is configured for training, but torch finds no CUDA GPU "
+            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}); "
+            "run the job on a GPU node, or set device: auto to allow a CPU"
+        )
+    if setting == "cpu" or not torch.cuda.is_available():
+        return "cpu"
+    return "cuda"
+
+
+@contextlib.contextmanager
+def deterministic(device: str) -> Iterator[None]:
+    """Deterministic algorithms on a CPU, as reproducible as torch allows (on a GPU they
+    would cost speed; GPU runs are not bit-reproducible anyway). Restored afterwards."""
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    if device == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+@dataclass
+class StepBatches:
+    """One process's micro-batches of one optimizer step."""
+
+    step: StepSamples
+    micro_batches: list[dict[str, Any]]
+    weights: list[float]  # each micro-batch's share of the step's loss denominator
+    pairs: int  # pairs of the whole step, all processes
+
+
+class LossLog:
+    """The per-step CSV (step, epoch, loss, learning rate, seconds), written by the main
+    process in batches of rows, continuing a resumed run's rows."""
+
+    def __init__(self, path: Path, enabled: bool, resumed_from: Path | None) -> None:
+        self.path, self.enabled = path, enabled
+        self._handle: Any = None
+        if not enabled:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if resumed_from is not None:
+            shutil.copyfile(resumed_from, path)
+            self._handle = path.open("a", newline="")
+        else:
+            self._handle = path.open("w", newline="")
+            csv.writer(self._handle).writerow(LOSS_LOG_HEADER)
+        self._writer = csv.writer(self._handle)
+
+    def write(self, rows: list[tuple]) -> None:
+        if self.enabled:
+            self._writer.writerows(rows)
+            self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+
 def train(
     settings: TrainSettings,
     start: str,
@@ -207,37 +181,54 @@ def train(
     texts: TextLookup,
     out_dir: Path,
     loss_log: Path,
+    resume_dir: Path | None = None,
 ) -> dict[str, float]:
     """Train from checkpoint/backbone ``start`` on ``table`` (texts from ``texts``); save
-    to ``out_dir``.
+    to ``out_dir``, the loss of every step to ``loss_log``.
 
+    With ``resume_dir``, the training state is saved there every
+    ``settings.save_every_steps`` steps and when SIGTERM/SIGINT arrives (then
+    :class:`~rank_distillm.resume.TrainingInterrupted` is raised), a run finding a state
+    there continues from it, and the folder is removed once the checkpoint is written.
     The checkpoint is written to a temporary folder and renamed at the end, so an
     interrupted run never leaves a complete-looking checkpoint behind.
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
+    device_type = training_device(settings.device)
+    chosen = precisions.choose(settings.precision, device_type)
+    if chosen.dtype == "fp16" and device_type != "cuda":
+        raise ValueError("precision: fp16 training needs a CUDA GPU; use bf16 or fp32 on a CPU")
+    accelerator = Accelerator(cpu=device_type == "cpu")
+    processes, process = accelerator.num_processes, accelerator.process_index
+    if settings.queries_per_step % (processes * settings.accumulation_steps):
+        raise ValueError(
+            f"queries_per_step ({settings.queries_per_step}) must be a multiple of "
+            f"accumulation_steps ({settings.accumulation_steps}) x training processes "
+            f"({processes})"
+        )
+    precisions.log_choice(chosen, "training")
     set_seed(settings.seed)
-    rng = random.Random(settings.seed)
-    accelerator = Accelerator(
-        mixed_precision=settings.mixed_precision(),
-        gradient_accumulation_steps=settings.accumulation_steps,
-    )
+
     model, tokenizer = load_cross_encoder(
         start, settings.query_length, settings.doc_length, seed=settings.seed
     )
     model.query_length, model.doc_length = settings.query_length, settings.doc_length
     if settings.freeze_position_embeddings:
         model.freeze_position_embeddings()
-    encoder = PairEncoder(tokenizer, settings.query_length, settings.doc_length)
-    builder = BatchBuilder(table, texts, encoder)
     queries = sampling.group_queries(table)
     usable = len(sampling.draw(queries, settings.sampler, 1, settings.depth, random.Random(0))[0])
     steps = total_optimizer_steps(settings, usable)
-    loss_fn = losses.get_loss(settings.loss)
+    fingerprint = _fingerprint(settings, start, table, processes)
+    state = resume.load(resume_dir, fingerprint, process)
+    if state is not None:
+        model.load_state_dict(state.model)
 
+    scorer = accelerator.prepare(length_batches.ListScorer(model))
+    trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad],
+        trainable,
         lr=settings.learning_rate,
         betas=settings.adam_betas,
         eps=settings.adam_epsilon,
@@ -247,91 +238,231 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
     )
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    scaler = torch.amp.GradScaler(device_type, enabled=chosen.dtype == "fp16")
+    rng = random.Random(settings.seed)
+    first_step, epoch, skip, pairs_before, seconds_before = 0, 0, 0, 0, 0.0
+    if state is not None:
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        if state.scaler is not None:
+            scaler.load_state_dict(state.scaler)
+        rng.setstate(state.epoch_rng_state)
+        first_step, epoch, skip = state.step, state.epoch, state.index + 1
+        pairs_before, seconds_before = state.pairs, state.seconds
     model.train()
 
-    micro_batch = settings.queries_per_step // settings.accumulation_steps
-    stream = batches(queries, settings, rng, micro_batch * accelerator.num_processes)
+    loss_fn = losses.get_loss(settings.loss)
+    chunk = length_batches.pairs_per_chunk(device_type)
+    builder = BatchBuilder(table, texts, PairEncoder(tokenizer, *_lengths(settings)))
 
-    def built() -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
-        for epoch, samples in stream:
-            own = samples[accelerator.process_index :: accelerator.num_processes]
-            yield epoch, builder.batch(own)
+    def build(step: StepSamples) -> StepBatches:
+        parts = shares(step.samples, process, processes, settings.accumulation_steps)
+        total = global_batch.denominator(settings.loss, *targets_and_mask(step.samples))
+        micro_batches, weights = [], []
+        for part in parts:
+            batch = length_batches.sort_by_length(builder.batch(part), chunk)
+            own = global_batch.denominator(settings.loss, batch["targets"], batch["mask"])
+            micro_batches.append(_pinned(batch) if device_type == "cuda" else batch)
+            weights.append(own / max(total, 1.0))
+        return StepBatches(step, micro_batches, weights, sum(len(s.rows) for s in step.samples))
 
-    # On a GPU the CPU is free to build batches ahead; on a CPU a busy extra thread
-    # would only slow torch's own threads down.
-    loader = Prefetcher(built()) if accelerator.device.type == "cuda" else built()
-    loss_log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    pairs = 0
-    # Under `accelerate launch` every process trains; only the main one writes.
-    log_path = loss_log if accelerator.is_main_process else Path(os.devnull)
-    with log_path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["step", "epoch", "loss", "learning_rate", "seconds"])
-        progress = tqdm(
-            total=steps,
-            desc="training",
-            unit="step",
-            mininterval=5,
-            disable=not accelerator.is_main_process,
+    stream = sample_steps(
+        queries,
+        settings.sampler,
+        settings.negatives,
+        settings.depth,
+        settings.queries_per_step,
+        rng,
+        epoch,
+        skip,
+    )
+    # On a GPU the CPU is free to build batches ahead, in several threads (tokenising
+    # runs without the GIL); on a CPU an extra busy thread would only slow torch down.
+    loader: Any = (
+        Prefetcher(stream, build, workers=4, depth=16)
+        if device_type == "cuda"
+        else map(build, stream)
+    )
+    log = LossLog(
+        loss_log,
+        accelerator.is_main_process,
+        state.folder / "loss.csv" if state is not None else None,
+    )
+    flush_every = 1 if device_type == "cpu" else 25  # reading a GPU loss waits for it
+    progress = tqdm(
+        total=steps,
+        initial=first_step,
+        desc="training",
+        unit="step",
+        mininterval=5,
+        disable=not accelerator.is_main_process,
+    )
+    report_every = max(1, steps // 10)
+    pending: list[tuple[int, int, torch.Tensor, float]] = []
+    recent: list[float] = []
+    pairs, started = pairs_before, time.perf_counter()
+
+    def flush() -> None:
+        if not pending:
+            return
+        values = torch.stack([loss for _, _, loss, _ in pending])
+        if processes > 1:
+            values = accelerator.reduce(values, reduction="sum")
+        elapsed = seconds_before + time.perf_counter() - started
+        rows = [
+            (step, epoch, f"{value:.6f}", rate, f"{elapsed:.2f}")
+            for (step, epoch, _, rate), value in zip(pending, values.tolist(), strict=True)
+        ]
+        log.write(rows)
+        recent.extend(values.tolist())
+        del recent[:-100]
+        rate = (pairs - pairs_before) / max(time.perf_counter() - started, 1e-9)
+        progress.update(len(pending))
+        progress.set_postfix(loss=f"{recent[-1]:.4f}", pairs_per_s=f"{rate:.0f}", refresh=False)
+        if any(step % report_every == 0 or step == steps for step, *_ in pending):
+            LOGGER.info(
+                "step %d/%d (epoch %d): loss %.4f (mean of the last %d steps), %.0f pairs/s",
+                pending[-1][0],
+                steps,
+                pending[-1][1],
+                sum(recent) / len(recent),
+                len(recent),
+                rate,
+            )
+        pending.clear()
+
+    def stop_requested(signals: resume.StopSignals, step: int) -> bool:
+        """Whether to stop after ``step``; all processes agree (they compare notes every
+        ``flush_every`` steps, since on a GPU that waits for the device)."""
+        if processes == 1:
+            return signals.received is not None
+        if step % flush_every:
+            return False
+        flag = torch.tensor(float(signals.received is not None), device=accelerator.device)
+        return bool(accelerator.reduce(flag, reduction="sum") > 0)
+
+    def save_state(step: int, item: StepBatches) -> Path:
+        state_now = resume.TrainingState(
+            step=step,
+            epoch=item.step.epoch,
+            index=item.step.index,
+            epoch_rng_state=item.step.epoch_rng_state,
+            pairs=pairs,
+            seconds=seconds_before + time.perf_counter() - started,
+            model=accelerator.unwrap_model(scorer).model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            scaler=scaler.state_dict() if scaler.is_enabled() else None,
+            folder=resume_dir,
         )
-        step, running = 0, 0.0
-        while step < steps:
-            epoch, built_batch = next(loader)
-            batch = {key: value.to(accelerator.device) for key, value in built_batch.items()}
-            learning_rate = scheduler.get_last_lr()[0]  # the rate this step uses
-            with accelerator.accumulate(model):
-                scores = _scores(model, batch)
-                loss = loss_fn(scores, batch["targets"], batch["mask"])
-                accelerator.backward(loss)
-                optimizer.step()
+        return resume.save(
+            resume_dir, state_now, fingerprint, loss_log, process, accelerator.wait_for_everyone
+        )
+
+    try:
+        with (
+            deterministic(device_type),
+            precisions.tf32(device_type),
+            resume.StopSignals() as signals,
+        ):
+            for step in range(first_step + 1, steps + 1):
+                item = next(loader)
+                learning_rate = scheduler.get_last_lr()[0]  # the rate this step uses
+                step_loss = torch.zeros((), device=accelerator.device)
+                for i, (batch, weight) in enumerate(
+                    zip(item.micro_batches, item.weights, strict=True)
+                ):
+                    batch = _to_device(batch, accelerator.device)
+                    final = i == len(item.micro_batches) - 1
+                    sync = contextlib.nullcontext() if final else accelerator.no_sync(scorer)
+                    with sync:
+                        with chosen.autocast(device_type):
+                            scores = scorer(batch)
+                        loss = loss_fn(scores, batch["targets"], batch["mask"])
+                        # DistributedDataParallel averages gradients over processes.
+                        scaler.scale(loss * (weight * processes)).backward()
+                    step_loss += loss.detach() * weight
+                scaler.step(optimizer)
+                scaler.update()
                 scheduler.step()
-                optimizer.zero_grad()
-            pairs += int(batch["mask"].sum())
-            running += loss.item() / settings.accumulation_steps
-            if accelerator.sync_gradients:
-                step += 1
-                writer.writerow(
-                    [
-                        step,
-                        epoch,
-                        f"{running:.6f}",
-                        learning_rate,
-                        f"{time.perf_counter() - started:.2f}",
-                    ]
-                )
-                progress.update(1)
-                progress.set_postfix(loss=f"{running:.4f}", refresh=False)
-                running = 0.0
+                optimizer.zero_grad(set_to_none=True)
+                pairs += item.pairs
+                pending.append((step, item.step.epoch, step_loss, learning_rate))
+                if len(pending) >= flush_every or step == steps:
+                    flush()
+                stop = step < steps and stop_requested(signals, step)
+                if resume_dir is not None and step < steps:
+                    if stop or step % settings.save_every_steps == 0:
+                        flush()
+                        saved = save_state(step, item)
+                        if stop:
+                            raise resume.TrainingInterrupted(
+                                f"training stopped by {signals.received} after step {step} of "
+                                f"{steps}; its state is in {saved}: run the job again to resume"
+                            )
+                elif stop:
+                    raise resume.TrainingInterrupted(
+                        f"training stopped by {signals.received} after step {step} of {steps} "
+                        "(no resume folder: nothing saved)"
+                    )
+    finally:
         progress.close()
-    if isinstance(loader, Prefetcher):
-        loader.close()
-    seconds = time.perf_counter() - started
+        log.close()
+        if isinstance(loader, Prefetcher):
+            loader.close()
+    seconds = seconds_before + time.perf_counter() - started
     LOGGER.info(
-        "trained %d steps on %d pairs in %.1f s (%.0f pairs/s)",
+        "trained %d steps on %d pairs in %.1f s (%.0f pairs/s this run)",
         steps,
         pairs,
         seconds,
-        pairs / seconds,
+        (pairs - pairs_before) / max(time.perf_counter() - started, 1e-9),
     )
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         tmp_dir = out_dir.with_name(f".tmp-{out_dir.name}")
         shutil.rmtree(tmp_dir, ignore_errors=True)
-        save_cross_encoder(accelerator.unwrap_model(model), tokenizer, tmp_dir)
+        save_cross_encoder(accelerator.unwrap_model(scorer).model, tokenizer, tmp_dir)
         shutil.rmtree(out_dir, ignore_errors=True)
         tmp_dir.rename(out_dir)
+        resume.discard(resume_dir)
+    accelerator.wait_for_everyone()
     return {"steps": steps, "pairs": pairs, "seconds": seconds, "queries": usable}
 
 
-def _scores(model: CrossEncoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Score the valid pairs of a padded (queries x passages) batch."""
-    flat = model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        token_type_ids=batch["token_type_ids"],
-    )
-    scores = torch.zeros(batch["mask"].shape, dtype=flat.dtype, device=flat.device)
-    return scores.masked_scatter(batch["mask"], flat)
+def _lengths(settings: TrainSettings) -> tuple[int, int]:
+    return settings.query_length, settings.doc_length
+
+
+def _pinned(batch: dict[str, Any]) -> dict[str, Any]:
+    """Page-locked copies, which the GPU copies from while the host works on."""
+    return {
+        key: value.pin_memory() if isinstance(value, torch.Tensor) else value
+        for key, value in batch.items()
+    }
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    if device.type == "cpu":
+        return batch
+    return {
+        key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+        for key, value in batch.items()
+    }
+
+
+def _fingerprint(
+    settings: TrainSettings, start: str, table: TrainingTable, processes: int
+) -> dict[str, Any]:
+    """What a saved state must have been written for to be resumed: the settings (but
+    how often states are saved), the start, the data and the number of processes."""
+    values = dataclasses.asdict(settings)
+    values.pop("save_every_steps")
+    return {
+        "settings": values,
+        "start": str(start),
+        "table_rows": len(table),
+        "table_queries": len(table.query_ids),
+        "processes": processes,
+    }

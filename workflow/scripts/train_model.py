@@ -1,22 +1,34 @@
-# Rule train_model: one training stage from a backbone or an earlier model.
-from pathlib import Path
+# Rule train_model: one training stage from a backbone or an earlier model, in one
+# process per GPU the job was given (compute.train_gpus), or one process on a CPU.
+import os
 
-import torch
+# Threads sleep instead of spinning while they wait (see docs/benchmarks.md): on a
+# shared machine spinning threads slow everything down; set before torch loads OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from rank_distillm.logs import log_to
-from rank_distillm.steps import train_checkpoint
+from pathlib import Path  # noqa: E402
 
-# A fixed thread count (config compute.train_threads), whatever --cores or the cluster
-# grants: results depend on it through the floating-point order.
-torch.set_num_threads(snakemake.params.threads)
-p = snakemake.params
-with log_to(snakemake.log[0]):
-    train_checkpoint(
-        p.start,
-        Path(snakemake.input.table),
-        p.manifests,
-        p.dataset,
-        Path(snakemake.output.checkpoint),
-        Path(snakemake.output.loss),
-        p.settings,
-    )
+import torch  # noqa: E402
+
+from rank_distillm.launch import launch, training_processes  # noqa: E402
+from rank_distillm.logs import log_to  # noqa: E402
+from rank_distillm.steps import train_checkpoint  # noqa: E402
+
+if __name__ == "__main__":  # launch() starts fresh processes that import this file
+    p = snakemake.params
+    # A fixed thread count (config compute.train_threads), whatever --cores or the cluster
+    # grants: results depend on it through the floating-point order.
+    torch.set_num_threads(p.threads)
+    with log_to(snakemake.log[0]):
+        launch(
+            training_processes(snakemake.resources.gpu),
+            train_checkpoint,
+            p.start,
+            Path(snakemake.input.table),
+            p.manifests,
+            p.dataset,
+            Path(snakemake.output.checkpoint),
+            Path(snakemake.output.loss),
+            p.settings,
+            threads=p.threads,
+        )
