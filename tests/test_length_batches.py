@@ -15,6 +15,7 @@ import torch  # noqa: E402
 
 from rank_distillm import losses, sampling  # noqa: E402
 from rank_distillm.length_batches import (  # noqa: E402
+    pairs_per_chunk,
     score_query_lists,
     score_sorted,
     sort_by_length,
@@ -119,3 +120,12 @@ def test_chunk_size_must_be_positive(backbone_dir: Path) -> None:
     model, batch = uneven_batch(backbone_dir)
     with pytest.raises(ValueError, match="pairs_per_chunk"):
         score_sorted(model, sort_by_length(batch, 0))
+
+
+def test_narrower_models_get_larger_chunks_on_a_cpu() -> None:
+    """Per-pair work grows with hidden²: hidden 64 gets 16 x (256/64)² = 256 pairs."""
+    assert pairs_per_chunk("cpu", 256) == 16
+    assert pairs_per_chunk("cpu", 768) == 16
+    assert pairs_per_chunk("cpu", 128) == 64
+    assert pairs_per_chunk("cpu", 64) == 256
+    assert pairs_per_chunk("cuda", 64) == 128

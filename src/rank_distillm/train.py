@@ -252,7 +252,7 @@ def train(
     model.train()
 
     loss_fn = losses.get_loss(settings.loss)
-    chunk = length_batches.pairs_per_chunk(device_type)
+    chunk = length_batches.pairs_per_chunk(device_type, model.backbone.config.hidden_size)
     builder = BatchBuilder(table, texts, PairEncoder(tokenizer, *_lengths(settings)))
 
     def build(step: StepSamples) -> StepBatches:

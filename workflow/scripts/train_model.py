@@ -1,18 +1,12 @@
 # Rule train_model: one training stage from a backbone or an earlier model, in one
 # process per GPU the job was given (compute.train_gpus), or one process on a CPU.
-import os
+from pathlib import Path
 
-# Threads sleep instead of spinning while they wait (see docs/benchmarks.md): on a
-# shared machine spinning threads slow everything down; set before torch loads OpenMP.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
 
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-
-from rank_distillm.launch import launch, training_processes  # noqa: E402
-from rank_distillm.logs import log_to  # noqa: E402
-from rank_distillm.steps import train_checkpoint  # noqa: E402
+from rank_distillm.launch import launch, training_processes
+from rank_distillm.logs import log_to
+from rank_distillm.steps import train_checkpoint
 
 if __name__ == "__main__":  # launch() starts fresh processes that import this file
     p = snakemake.params
