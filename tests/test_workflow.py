@@ -20,11 +20,8 @@ DISTILLED = "monoELECTRA-tiny, stage 1 + distillation (RankNet)"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
-    result = snakemake(workdir, "--cores", "2")
-    assert result.returncode == 0, result.stderr[-5000:]
-    return workdir
+def demo(demo_run: Path) -> Path:
+    return demo_run  # one local run per session (conftest), shared with tests/test_slurm.py
 
 
 @pytest.fixture(scope="module")

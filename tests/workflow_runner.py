@@ -23,9 +23,10 @@ def copy_workflow(target: Path) -> Path:
     return target
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+def isolated_env(workdir: Path) -> dict[str, str]:
+    """The environment for a run in ``workdir``: offline, caches inside ``workdir``."""
     cache = workdir / ".cache"
-    env = {
+    return {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "XDG_CACHE_HOME": str(cache),
@@ -33,10 +34,13 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
         "HF_HOME": str(cache / "hf"),
         "MPLCONFIGDIR": str(cache / "matplotlib"),
     }
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
         cwd=workdir,
-        env=env,
+        env=isolated_env(workdir),
         capture_output=True,
         text=True,
         timeout=timeout,
