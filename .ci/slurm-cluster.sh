@@ -31,13 +31,12 @@ die() {
 alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
-    local seconds=$1 what=$2
+    local deadline=$((SECONDS + $1)) what=$2
     shift 2
-    for ((i = 0; i < seconds * 4; i++)); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || die "$what did not happen within the time allowed"
         sleep 0.25
     done
-    die "$what did not happen within ${seconds}s (logs in $STATE)"
 }
 
 ours() { [[ ! -e $1 ]] || head -n1 "$1" | grep -qxF "$MARK"; }
@@ -125,6 +124,14 @@ node_ready() {
     [[ $state == idle || $state == mixed || $state == allocated ]]
 }
 
+start_failed() {
+    for daemon_log in "$STATE"/*.log; do
+        [[ -s $daemon_log ]] && log "last lines of $daemon_log:" && tail -n 5 "$daemon_log" >&2
+    done
+    log "start failed; stopping what it started"
+    cmd_stop
+}
+
 cmd_start() {
     [[ $EUID -eq 0 ]] || die "start needs root (it installs packages and starts daemons)"
     if alive "$STATE/slurmctld.pid" || alive "$STATE/slurmd.pid"; then
@@ -136,7 +143,7 @@ cmd_start() {
     done
     rm -rf "$STATE"
     mkdir -p "$STATE/slurmctld" "$STATE/slurmd"
-    trap 'if (($? != 0)); then log "start failed; stopping what it started"; cmd_stop; fi' EXIT
+    trap 'if (($? != 0)); then start_failed; fi' EXIT
     install_packages
     start_munge
     write_config
