@@ -39,7 +39,7 @@ TEST_CLUSTER = (
     "squeue",
     "--slurm-init-seconds-before-status-checks",
     "2",
-    "--slurm-keep-successful-logs",
+    "--slurm-keep-successful-logs",  # for reading a failed test's jobs afterwards
 )
 # The documented switch from `--gpus` to `--gres`, on one of the two GPU rules.
 GRES_SWITCH = ("--set-resources", "rerank:gpu=0", "rerank:gres='gpu:1'")
