@@ -16,7 +16,10 @@
 set -euo pipefail
 
 STATE=${RANK_DISTILLM_SLURM_STATE:-/var/tmp/rank-distillm-slurm}
-[[ $STATE == /?*/?* ]] || { echo "slurm-cluster: RANK_DISTILLM_SLURM_STATE must be an absolute path two levels deep, got '$STATE'" >&2; exit 1; }
+if [[ $STATE != /?*/?* ]]; then # it is deleted on start: never / or /var
+    echo "slurm-cluster: RANK_DISTILLM_SLURM_STATE must be at least two levels deep: '$STATE'" >&2
+    exit 1
+fi
 CONF_DIR=/etc/slurm
 MARK="# Written by rank-distillm .ci/slurm-cluster.sh; removed by its 'stop'."
 PACKAGES=(munge slurmctld slurmd slurm-client)
@@ -50,7 +53,7 @@ install_packages() {
     log "installing ${PACKAGES[*]} (Debian packages)"
     export DEBIAN_FRONTEND=noninteractive
     if ! apt-get install -y -q "${PACKAGES[@]}" >"$STATE/apt.log" 2>&1; then
-        apt-get update -q >>"$STATE/apt.log" 2>&1
+        apt-get update -q >>"$STATE/apt.log" 2>&1 || die "apt-get update failed; see $STATE/apt.log"
         apt-get install -y -q "${PACKAGES[@]}" >>"$STATE/apt.log" 2>&1 ||
             die "apt-get install ${PACKAGES[*]} failed; see $STATE/apt.log"
     fi
