@@ -1,175 +1,77 @@
-# Helpers shared by the rules: config validation, names and paths. No rules here.
+# Helpers shared by the rules: config validation and the experiment's names and paths
+# (rank_distillm.experiment holds the logic and its checks). No rules here.
 import os
 import re
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+from rank_distillm import experiment as experiments
 
 
 validate(config, "../schemas/config.schema.yaml")
+try:
+    EXP = experiments.from_config(config)
+except experiments.ConfigError as error:
+    raise WorkflowError(f"config: {error}") from None
 
-RESULTS = "results"
-LOGS = f"{RESULTS}/logs"
-DEMO = config.get("demo")
-TEACHER = config["teacher"]
-FIRST_STAGE = config["first_stage"]
-EVALUATION = {entry["name"]: entry for entry in config["evaluation"]}
-MODELS = {model["name"]: model for model in config["models"]}
-BACKBONES = config["backbones"]
-SPLITS = ["train", *EVALUATION]
-
-
-def _check_names():
-    """Names key paths: they must be unique and must not shadow each other."""
-    reserved = {FIRST_STAGE["name"], TEACHER["name"]}
-    for name in [*MODELS, *EVALUATION]:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
-            raise ValueError(f"config: name {name!r} may hold only letters, digits and . _ + -")
-    clash = reserved & set(MODELS) or set(BACKBONES) & set(MODELS)
-    if clash:
-        raise ValueError(f"config: models must not reuse the names {sorted(clash)}")
-    if len(MODELS) != len(config["models"]):
-        raise ValueError("config: two models share one name")
-    for name, model in MODELS.items():
-        if model["start"] not in BACKBONES and model["start"] not in MODELS:
-            raise ValueError(
-                f"config: models[{name}].start is {model['start']!r}, which is neither "
-                f"a backbone ({', '.join(BACKBONES)}) nor another model"
-            )
-
-
-_check_names()
+LOGS = f"{EXP.root}/logs"
+COMPUTE = config["compute"]
+BM25_STAGES = [name for name, stage in EXP.first_stages.items() if stage.bm25 is not None]
+SIMULATED_TEACHERS = [name for name, teacher in EXP.teachers.items() if teacher.simulated]
+GENERATED_TEACHERS = [name for name, t in EXP.teachers.items() if t.generate is not None]
+CORPORA = {experiments.slug(corpus): corpus for corpus in EXP.corpora()}
+COLLECTIONS = {experiments.slug(name): name for name in EXP.collections}
 
 
 def _alternatives(names):
-    return "|".join(re.escape(name) for name in names)
+    return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
 wildcard_constraints:
-    split=_alternatives(SPLITS),
-    model=_alternatives(MODELS),
-    backbone=_alternatives(BACKBONES),
-    system="[^/]+",
-
-
-def demo_manifest():
-    return f"{RESULTS}/data/{DEMO['name']}/manifest.json"
+    split=_alternatives(EXP.splits),
+    first_stage=_alternatives(EXP.first_stages),
+    bm25_stage=_alternatives(BM25_STAGES),
+    simulated=_alternatives(SIMULATED_TEACHERS),
+    generated=_alternatives(GENERATED_TEACHERS),
+    teacher=_alternatives(EXP.teachers),
+    reranker=_alternatives(EXP.rerankers()),
+    model=_alternatives(EXP.models),
+    backbone=_alternatives(EXP.backbones),
+    run_system=_alternatives([*EXP.first_stages, *EXP.teachers]),
+    corpus=_alternatives(CORPORA),
+    collection=_alternatives(COLLECTIONS),
+    queries=r"all|\d+",
+    depth=r"\d+",
 
 
 def demo_scoreddocs():
     """Demo subsets' scoreddocs: their first-stage runs, relative to the manifest
     (ir_datasets opens them lazily, once the retrieve stage has written them)."""
     found = {}
-    for split in SPLITS:
-        prefix, _, subset = dataset_id(split).partition("/")
-        if prefix == DEMO["name"]:
-            found[subset] = os.path.relpath(first_stage_run(split), os.path.dirname(demo_manifest()))
+    folder = os.path.dirname(EXP.demo_manifest())
+    for split in EXP.splits:
+        prefix, _, subset = EXP.dataset_id(split).partition("/")
+        stage = next((s for s in EXP.first_stages.values() if s.has_run(split)), None)
+        if prefix == EXP.demo["name"] and stage is not None:
+            found[subset] = os.path.relpath(EXP.first_stage_run(stage.name, split), folder)
     return found
 
 
-def manifests():
-    """Local collections to register with ir_datasets before loading any id."""
-    found = list(config.get("local_collections", []))
-    if DEMO:
-        found.append(demo_manifest())
-    return found
+def local(paths):
+    """Inputs that a rule of this workflow makes (hub ids and absent paths are not files)."""
+    return [path for path in paths if path.startswith(f"{EXP.root}/") or os.path.exists(path)]
 
 
-def dataset_id(split):
-    return config["train_dataset"] if split == "train" else EVALUATION[split]["dataset"]
+def training_settings(model):
+    return dict(EXP.models[model].settings)
 
 
-def first_stage_run(split):
-    """A configured first-stage run file (e.g. a published one), else BM25's."""
-    given = FIRST_STAGE["runs"].get(split)
-    return given or f"{RESULTS}/runs/{split}/{FIRST_STAGE['name']}.run"
-
-
-def first_stage_depth(split):
-    if split == "train":
-        return FIRST_STAGE["train_num_results"]
-    return FIRST_STAGE["num_results"]
-
-
-def index_dir():
-    return f"{RESULTS}/index/{FIRST_STAGE['name']}"
-
-
-def teacher_run(split):
-    """A configured teacher run file, else the simulated teacher's run."""
-    given = TEACHER["runs"].get(split)
-    return given or f"{RESULTS}/runs/{split}/{TEACHER['name']}.run"
-
-
-def training_table(name):
-    return f"{RESULTS}/training/{name}.parquet"
-
-
-def model_table(wildcards):
-    data = MODELS[wildcards.model]["data"]
-    return training_table("hard-negatives" if data == "hard_negatives" else TEACHER["name"])
-
-
-def model_start(wildcards):
-    start = MODELS[wildcards.model]["start"]
-    if start in MODELS:
-        return checkpoint_dir(start)
-    return backbone_dir(start)
-
-
-def backbone_dir(name):
-    """Tiny backbones are built by a rule; hub backbones are fetched when training."""
-    spec = BACKBONES[name]
-    return f"{RESULTS}/backbones/{name}" if "tiny" in spec else spec["hub"]
-
-
-def model_start_inputs(wildcards):
-    start = model_start(wildcards)
-    return [start] if start.startswith(f"{RESULTS}/") else []
-
-
-def checkpoint_dir(model):
-    return f"{RESULTS}/models/{model}/checkpoint"
-
-
-def training_settings(wildcards):
-    model = MODELS[wildcards.model]
-    ignored = {"name", "label", "start", "data"}
+def metrics_job(split, stage, system):
+    """What the evaluate step needs for one run."""
     return {
-        **config["training_defaults"],
-        **{key: value for key, value in model.items() if key not in ignored},
+        "dataset": EXP.dataset_id(split),
+        "run": EXP.system_run(split, stage, system),
+        "out_tsv": EXP.metrics_file(split, stage, system),
+        "relevance_level": EXP.evaluation[split].relevance_level,
     }
-
-
-def systems():
-    """Table rows in order: first stage, teacher, models. The teacher's row needs runs
-    of one kind on every evaluation set: all simulated (no runs given) or all given, so
-    that its label never names a teacher that did not produce the numbers."""
-    rows = [(FIRST_STAGE["name"], FIRST_STAGE["label"])]
-    given = TEACHER["runs"]
-    if not given or all(split in given for split in EVALUATION):
-        rows.append((TEACHER["name"], TEACHER["label"]))
-    rows += [(name, model["label"]) for name, model in MODELS.items()]
-    return rows
-
-
-def metrics_file(split, system):
-    return f"{RESULTS}/metrics/{split}/{system}.tsv"
-
-
-def system_run(wildcards):
-    """The run a metrics file evaluates (given first-stage runs live elsewhere)."""
-    if wildcards.system == FIRST_STAGE["name"]:
-        return first_stage_run(wildcards.split)
-    return f"{RESULTS}/runs/{wildcards.split}/{wildcards.system}.run"
-
-
-def model_zoo_cells():
-    return [
-        (label, EVALUATION[split]["label"], metrics_file(split, system))
-        for system, label in systems()
-        for split in EVALUATION
-    ]
-
-
-def model_zoo_outputs():
-    return [f"{RESULTS}/model-zoo.{ext}" for ext in ("md", "csv", "png")]

@@ -15,7 +15,9 @@ if DOWNLOADS:
         localrule: True
         retries: 2
         log:
-            f"{LOGS}/download/{{file}}.log",
+            "resources/logs/{file}.log",
+        benchmark:
+            "resources/benchmarks/{file}.tsv"
         conda:
             "../envs/pipeline.yaml"
         script:

@@ -1,22 +1,37 @@
-# Stage 5: re-ranking the first stage's top passages with each model.
+# Stage 5: re-ranking every (first stage, evaluation set) cell with each model and
+# published checkpoint: one job per checkpoint, which loads it once.
 
 
 rule rerank:
     input:
-        manifests(),
-        checkpoint=checkpoint_dir("{model}"),
-        first_stage=lambda wildcards: first_stage_run(wildcards.split),
+        EXP.manifests(),
+        lambda wildcards: local([EXP.reranker_path(wildcards.reranker)]),
+        [EXP.text_inputs(split) for _, split in EXP.pairs],
+        first_stages=[EXP.first_stage_run(stage, split) for stage, split in EXP.pairs],
     output:
-        run=f"{RESULTS}/runs/{{split}}/{{model}}.run",
+        runs=[EXP.run_file(split, stage, "{reranker}") for stage, split in EXP.pairs],
     params:
-        manifests=manifests(),
-        dataset=lambda wildcards: dataset_id(wildcards.split),
-        depth=config["rerank"]["depth"],
+        checkpoint=lambda wildcards: EXP.reranker_path(wildcards.reranker),
+        manifests=EXP.manifests(),
+        jobs=lambda wildcards: [
+            {
+                "dataset": EXP.dataset_id(split),
+                "first_stage_run": EXP.first_stage_run(stage, split),
+                "out_run": EXP.run_file(split, stage, wildcards.reranker),
+                "depth": EXP.first_stages[stage].depth,
+            }
+            for stage, split in EXP.pairs
+        ],
         batch_size=config["rerank"]["batch_size"],
+        precision=config["rerank"]["precision"],
     resources:
         gpu=1,
+        mem_mb=COMPUTE["rerank_mem_mb"],
+        runtime=30 + 10 * len(EXP.pairs),
     log:
-        f"{LOGS}/rerank/{{split}}/{{model}}.log",
+        EXP.log("rerank", "{reranker}"),
+    benchmark:
+        EXP.benchmark("rerank", "{reranker}")
     conda:
         "../envs/pipeline.yaml"
     script:

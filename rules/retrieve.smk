@@ -1,16 +1,22 @@
-# Stage 2: first-stage retrieval, BM25 with PyTerrier + PISA.
+# Stage 2: first-stage retrieval, BM25 with PyTerrier + PISA (one index per corpus).
+# First stages given as run files (the paper's published runs) need no rule.
 
 
 rule bm25_index:
     input:
-        manifests(),
+        EXP.manifests(),
     output:
-        directory(index_dir()),
+        directory(f"{EXP.root}/index/{{corpus}}"),
     params:
-        manifests=manifests(),
-        collection=config["collection"],
+        manifests=EXP.manifests(),
+        corpus=lambda wildcards: CORPORA[wildcards.corpus],
+    resources:
+        mem_mb=COMPUTE["prepare_mem_mb"],
+        runtime=240,
     log:
-        f"{LOGS}/retrieve/index.log",
+        EXP.log("retrieve", "index-{corpus}"),
+    benchmark:
+        EXP.benchmark("retrieve", "index-{corpus}")
     conda:
         "../envs/pipeline.yaml"
     script:
@@ -19,18 +25,22 @@ rule bm25_index:
 
 rule bm25_run:
     input:
-        manifests(),
-        index=index_dir(),
+        EXP.manifests(),
+        index=lambda wildcards: EXP.index_dir(EXP.corpus(wildcards.split)),
     output:
-        run=f"{RESULTS}/runs/{{split}}/{FIRST_STAGE['name']}.run",
+        run=f"{EXP.root}/runs/{{split}}/{{bm25_stage}}/{{bm25_stage}}.run",
     params:
-        manifests=manifests(),
-        dataset=lambda wildcards: dataset_id(wildcards.split),
-        k1=FIRST_STAGE["k1"],
-        b=FIRST_STAGE["b"],
-        num_results=lambda wildcards: first_stage_depth(wildcards.split),
+        manifests=EXP.manifests(),
+        dataset=lambda wildcards: EXP.dataset_id(wildcards.split),
+        settings=lambda wildcards: EXP.first_stages[wildcards.bm25_stage].bm25,
+        num_results=lambda wildcards: EXP.first_stage_depth(wildcards.bm25_stage, wildcards.split),
+    resources:
+        mem_mb=COMPUTE["prepare_mem_mb"],
+        runtime=240,
     log:
-        f"{LOGS}/retrieve/{{split}}.log",
+        EXP.log("retrieve", "{split}", "{bm25_stage}"),
+    benchmark:
+        EXP.benchmark("retrieve", "{split}", "{bm25_stage}")
     conda:
         "../envs/pipeline.yaml"
     script:

@@ -1,65 +1,92 @@
-# Stage 3: teacher runs and training tables (texts joined, targets attached).
+# Stage 3: teacher runs and stage-2 training tables (ids, ranks and targets; texts are
+# looked up when training).
 
 
 rule simulated_teacher_run:
     input:
-        manifests(),
-        first_stage=lambda wildcards: first_stage_run(wildcards.split),
+        EXP.manifests(),
+        first_stage=lambda wildcards: EXP.first_stage_run(wildcards.first_stage, wildcards.split),
     output:
-        run=f"{RESULTS}/runs/{{split}}/{TEACHER['name']}.run",
+        run=f"{EXP.root}/runs/{{split}}/{{first_stage}}/{{simulated}}.run",
     params:
-        manifests=manifests(),
-        dataset=lambda wildcards: dataset_id(wildcards.split),
+        manifests=EXP.manifests(),
+        dataset=lambda wildcards: EXP.dataset_id(wildcards.split),
         depth=lambda wildcards: (
-            TEACHER["depth"] if wildcards.split == "train" else config["rerank"]["depth"]
+            EXP.teachers[wildcards.simulated].depth
+            if wildcards.split == "train"
+            else EXP.first_stages[wildcards.first_stage].depth
         ),
-        noise=TEACHER["noise"],
-        seed=TEACHER["seed"],
+        noise=lambda wildcards: EXP.teachers[wildcards.simulated].noise,
+        seed=lambda wildcards: EXP.teachers[wildcards.simulated].seed,
     log:
-        f"{LOGS}/teacher/simulated-{{split}}.log",
+        EXP.log("teacher", "{split}", "{first_stage}", "{simulated}"),
+    benchmark:
+        EXP.benchmark("teacher", "{split}", "{first_stage}", "{simulated}")
     conda:
         "../envs/pipeline.yaml"
     script:
         "../workflow/scripts/simulated_teacher.py"
 
 
+rule generate_teacher_run:
+    input:
+        lambda wildcards: EXP.text_inputs(wildcards.split),
+        lambda wildcards: local([EXP.teachers[wildcards.generated].generate["model"]]),
+        first_stage=lambda wildcards: EXP.first_stage_run(wildcards.first_stage, wildcards.split),
+    output:
+        run=f"{EXP.root}/runs/{{split}}/{{first_stage}}/{{generated}}.run",
+        stats=f"{EXP.root}/runs/{{split}}/{{first_stage}}/{{generated}}.json",
+    params:
+        manifests=EXP.manifests(),
+        dataset=lambda wildcards: EXP.dataset_id(wildcards.split),
+        settings=lambda wildcards: {
+            **EXP.teachers[wildcards.generated].generate,
+            "depth": (
+                EXP.teachers[wildcards.generated].depth
+                if wildcards.split == "train"
+                else EXP.first_stages[wildcards.first_stage].depth
+            ),
+        },
+        num_queries=lambda wildcards: (
+            EXP.teachers[wildcards.generated].queries if wildcards.split == "train" else None
+        ),
+    resources:
+        gpu=1,
+        mem_mb=COMPUTE["rerank_mem_mb"],
+        runtime=lambda wildcards: 600 if wildcards.split == "train" else 60,
+    log:
+        EXP.log("teacher", "{split}", "{first_stage}", "{generated}"),
+    benchmark:
+        EXP.benchmark("teacher", "{split}", "{first_stage}", "{generated}")
+    conda:
+        "../envs/pipeline.yaml"
+    script:
+        "../workflow/scripts/generate_teacher_run.py"
+
+
 rule teacher_table:
     input:
-        manifests(),
-        teacher_run=teacher_run("train"),
+        EXP.manifests(),
+        teacher_run=lambda wildcards: EXP.teacher_run(
+            wildcards.teacher, "train", EXP.teachers[wildcards.teacher].first_stage
+        ),
     output:
-        table=training_table(TEACHER["name"]),
-        stats=f"{RESULTS}/training/{TEACHER['name']}.json",
+        table=f"{EXP.root}/training/teachers/{{teacher}}.{{queries}}x{{depth}}.parquet",
+        stats=f"{EXP.root}/training/teachers/{{teacher}}.{{queries}}x{{depth}}.json",
     params:
-        manifests=manifests(),
-        dataset=config["train_dataset"],
-        num_queries=TEACHER["num_queries"],
-        depth=TEACHER["depth"],
-        seed=TEACHER["seed"],
+        manifests=EXP.manifests(),
+        dataset=EXP.train_dataset,
+        num_queries=lambda wildcards: None if wildcards.queries == "all" else int(wildcards.queries),
+        depth=lambda wildcards: int(wildcards.depth),
+        seed=lambda wildcards: EXP.teachers[wildcards.teacher].seed,
+    resources:
+        mem_mb=COMPUTE["prepare_mem_mb"],
+        runtime=120,
     log:
-        f"{LOGS}/teacher/table.log",
+        EXP.log("teacher", "table-{teacher}.{queries}x{depth}"),
+    benchmark:
+        EXP.benchmark("teacher", "table-{teacher}.{queries}x{depth}")
     conda:
         "../envs/pipeline.yaml"
     script:
         "../workflow/scripts/teacher_table.py"
-
-
-rule hard_negative_table:
-    input:
-        manifests(),
-        first_stage=first_stage_run("train"),
-    output:
-        table=training_table("hard-negatives"),
-        stats=f"{RESULTS}/training/hard-negatives.json",
-    params:
-        manifests=manifests(),
-        dataset=config["train_dataset"],
-        num_queries=config["hard_negatives"]["num_queries"],
-        depth=config["hard_negatives"]["depth"],
-        seed=config["hard_negatives"]["seed"],
-    log:
-        f"{LOGS}/teacher/hard-negatives.log",
-    conda:
-        "../envs/pipeline.yaml"
-    script:
-        "../workflow/scripts/hard_negative_table.py"

@@ -3,15 +3,17 @@
 
 rule tiny_backbone:
     input:
-        manifests(),
+        EXP.manifests(),
     output:
-        directory(f"{RESULTS}/backbones/{{backbone}}"),
+        directory(f"{EXP.root}/backbones/{{backbone}}"),
     params:
-        manifests=manifests(),
-        collection=config["collection"],
-        settings=lambda wildcards: BACKBONES[wildcards.backbone]["tiny"],
+        manifests=EXP.manifests(),
+        collection=EXP.collection,
+        settings=lambda wildcards: EXP.backbones[wildcards.backbone].tiny,
     log:
-        f"{LOGS}/train/backbone-{{backbone}}.log",
+        EXP.log("train", "backbone-{backbone}"),
+    benchmark:
+        EXP.benchmark("train", "backbone-{backbone}")
     conda:
         "../envs/pipeline.yaml"
     script:
@@ -20,19 +22,27 @@ rule tiny_backbone:
 
 rule train_model:
     input:
-        model_start_inputs,
-        table=model_table,
+        lambda wildcards: local([EXP.model_start(wildcards.model)]),
+        EXP.text_inputs("train"),
+        table=lambda wildcards: EXP.model_table(wildcards.model),
     output:
-        checkpoint=directory(checkpoint_dir("{model}")),
-        loss=f"{RESULTS}/models/{{model}}/loss.csv",
+        checkpoint=directory(EXP.checkpoint_dir("{model}")),
+        loss=f"{EXP.root}/models/{{model}}/loss.csv",
     params:
-        start=model_start,
-        settings=training_settings,
-    threads: workflow.cores
+        start=lambda wildcards: EXP.model_start(wildcards.model),
+        settings=lambda wildcards: training_settings(wildcards.model),
+        manifests=EXP.manifests(),
+        dataset=EXP.train_dataset,
+        threads=COMPUTE["train_threads"],
+    threads: COMPUTE["train_threads"]
     resources:
         gpu=1,
+        mem_mb=COMPUTE["train_mem_mb"],
+        runtime=lambda wildcards: EXP.train_runtime_minutes(wildcards.model),
     log:
-        f"{LOGS}/train/{{model}}.log",
+        EXP.log("train", "{model}"),
+    benchmark:
+        EXP.benchmark("train", "{model}")
     conda:
         "../envs/pipeline.yaml"
     script:

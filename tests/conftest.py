@@ -34,6 +34,18 @@ def shared_data() -> Path:
     return data
 
 
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole demo workflow, run once per session in a temporary folder (about 3
+    minutes); tests that need its files share it and must not change them."""
+    from tests.workflow_runner import copy_workflow, snakemake
+
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
+    result = snakemake(workdir, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workdir
+
+
 @pytest.fixture
 def torch_single_thread() -> Iterator[None]:
     """One torch thread: tiny models train 25x faster than on two busy cores."""
@@ -49,18 +61,6 @@ def backbone_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.helpers import build_backbone
 
     return build_backbone(tmp_path_factory.mktemp("backbone"))
-
-
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo workflow run once, locally on 2 cores, in a temporary folder (about 3
-    minutes); shared by the workflow tests and the SLURM run that must reproduce it."""
-    from tests.workflow_runner import copy_workflow, snakemake
-
-    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
-    result = snakemake(workdir, "--cores", "2")
-    assert result.returncode == 0, result.stderr[-5000:]
-    return workdir
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,11 @@ import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra  # noqa: E402
-from rank_distillm.sampling import TABLE_COLUMNS  # noqa: E402
+from rank_distillm.texts import MappingTexts  # noqa: E402
+from rank_distillm.training_tables import TrainingTable  # noqa: E402
+
+#: A training table with its texts joined, as tests like to write them.
+TEXT_TABLE_COLUMNS = ["query_id", "query", "doc_id", "text", "rank", "target"]
 
 TINY = TinyElectraSettings(
     vocab_size=200,
@@ -82,7 +86,17 @@ def training_table(n_queries: int = 16, negatives: int = 3, graded: bool = False
         for rank, text in enumerate(passages, start=1):
             target = float(depth - rank + 1) if graded else float(rank == 1)
             rows.append((f"q{i}", query_text(i), f"d{i}-{rank}", text, rank, target))
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    return pd.DataFrame(rows, columns=TEXT_TABLE_COLUMNS)
+
+
+def split_texts(frame: pd.DataFrame) -> tuple[TrainingTable, MappingTexts]:
+    """A text-joined frame as the trainer takes it: an ids-only table and a text lookup."""
+    table = TrainingTable.from_frame(frame[["query_id", "doc_id", "rank", "target"]])
+    texts = MappingTexts(
+        dict(zip(frame["query_id"], frame["query"], strict=True)),
+        dict(zip(frame["doc_id"], frame["text"], strict=True)),
+    )
+    return table, texts
 
 
 def corpus() -> list[str]:

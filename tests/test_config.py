@@ -1,7 +1,10 @@
-"""The config schema: the demo validates, unknown keys and bad names are errors."""
+"""The config schema and the workflow's start: bad configs fail before any job runs, and
+the paper's config builds its plan offline."""
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -20,20 +23,22 @@ def demo_config() -> dict:
 
 def test_demo_config_validates_and_gets_the_papers_defaults() -> None:
     config = demo_config()
-    del config["first_stage"]["train_num_results"]
+    del config["first_stages"]["bm25"]["train_depth"]
     validate(config, SCHEMA)
-    assert config["first_stage"]["train_num_results"] == 200  # the paper's depth
+    assert config["first_stages"]["bm25"]["train_depth"] == 200  # the paper's depth
     assert config["hard_negatives"]["seed"] == 42
     assert config["measures"] == ["nDCG@10", "RR@10", "AP@100"]
+    assert config["compute"]["train_threads"] == 2
 
 
 @pytest.mark.parametrize(
     ("edit", "key"),
     [
         (lambda c: c.update(bogus=1), "bogus"),
-        (lambda c: c["teacher"].update(nosie=0.5), "nosie"),
-        (lambda c: c["models"][0].update(lr=0.1), "lr"),
+        (lambda c: c["teachers"]["simulated-teacher"].update(nosie=0.5), "nosie"),
+        (lambda c: c["models"]["tiny-electra.stage1"].update(lr=0.1), "lr"),
         (lambda c: c["backbones"]["tiny-electra"]["tiny"].update(hidden=8), "hidden"),
+        (lambda c: c["evaluation"]["dl19"].update(relevance=2), "relevance"),
     ],
 )
 def test_unknown_keys_are_errors_naming_the_key(edit, key: str) -> None:
@@ -45,19 +50,26 @@ def test_unknown_keys_are_errors_naming_the_key(edit, key: str) -> None:
 
 def test_unknown_loss_is_an_error() -> None:
     config = demo_config()
-    config["models"][1]["loss"] = "rankent"
+    config["models"]["tiny-electra.stage1.stage2-ranknet"]["loss"] = "rankent"
     with pytest.raises(WorkflowError, match="rankent"):
         validate(config, SCHEMA)
+
+
+def write_config(workdir: Path, config: dict) -> None:
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def test_model_starting_from_nothing_fails_before_anything_runs(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path)
     config = demo_config()
-    config["models"][1]["start"] = "tiny-electra.stage-one"
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    config["models"]["tiny-electra.stage1.stage2-ranknet"]["start"] = "tiny-electra.stage-one"
+    write_config(workdir, config)
     result = snakemake(workdir, "--dry-run")
     assert result.returncode != 0
-    message = "models[tiny-electra.stage1.stage2-ranknet].start is 'tiny-electra.stage-one'"
+    message = (
+        "config: models.tiny-electra.stage1.stage2-ranknet.start: 'tiny-electra.stage-one' "
+        "is neither a backbone, a checkpoint nor a model (did you mean 'tiny-electra.stage1'?)"
+    )
     assert message in result.stdout + result.stderr
     assert not (workdir / "results").exists()
 
@@ -67,33 +79,123 @@ def test_given_first_stage_runs_replace_bm25(tmp_path: Path, shared_data: Path) 
     workdir = copy_workflow(tmp_path)
     config = demo_config()
     published = shared_data / "trec-dl" / "runs" / "__bm25__msmarco-passage-trec-dl-2019-judged.run"
-    config["first_stage"]["runs"] = {"dl19": str(published)}
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    config["first_stages"]["bm25"]["runs"] = {"dl19": str(published)}
+    write_config(workdir, config)
     result = snakemake(workdir, "--dry-run", "--printshellcmds")
     assert result.returncode == 0, result.stdout + result.stderr
     plan = result.stdout
-    assert "results/runs/dl19/bm25.run" not in plan
-    assert "results/runs/dl20/bm25.run" in plan
-    assert f"input: {published}" in plan or str(published) in plan
+    assert "results/demo/runs/dl19/bm25/bm25.run" not in plan
+    assert "results/demo/runs/dl20/bm25/bm25.run" in plan
+    assert str(published) in plan
 
 
 @pytest.mark.parametrize(
-    ("runs", "teacher_row"),
+    ("spec", "teacher_cells"),
     [
-        ({}, True),  # simulated everywhere
-        ({"train": "zephyr-train.run"}, False),  # real for training, nothing to evaluate
-        ({"train": "t.run", "dl19": "t19.run", "dl20": "t20.run"}, True),
+        ({"simulated": {"noise": 1.0}}, 2),  # simulated everywhere
+        ({"train_run": "zephyr-train.run"}, 0),  # real for training, nothing to evaluate
+        (
+            {
+                "train_run": "t.run",
+                "evaluation_runs": {"bm25": {"dl19": "t19.run", "dl20": "t20.run"}},
+            },
+            2,
+        ),
     ],
 )
-def test_teacher_row_only_where_that_teacher_ran_on_every_set(
-    tmp_path: Path, runs: dict[str, str], teacher_row: bool
+def test_teacher_cells_only_where_that_teacher_ran(
+    tmp_path: Path, spec: dict, teacher_cells: int
 ) -> None:
     workdir = copy_workflow(tmp_path)
     config = demo_config()
-    config["teacher"]["runs"] = runs
-    for run in runs.values():
-        (workdir / run).write_text("1000 Q0 5 1 100 rank\n")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    teacher = config["teachers"]["simulated-teacher"]
+    del teacher["simulated"]
+    teacher.update(spec)
+    for path in [spec.get("train_run"), *spec.get("evaluation_runs", {}).get("bm25", {}).values()]:
+        if path:
+            (workdir / path).write_text("1000 Q0 5 1 100 rank\n")
+    write_config(workdir, config)
     result = snakemake(workdir, "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert ("results/metrics/dl19/simulated-teacher.tsv" in result.stdout) is teacher_row
+    cells = re.findall(r"results/demo/metrics/dl\d\d/bm25/simulated-teacher\.tsv", result.stdout)
+    assert len(set(cells)) == teacher_cells
+
+
+def test_paper_plan_builds_offline_with_every_stage(tmp_path: Path) -> None:
+    """`snakemake -n --configfile configs/paper.yaml`: the paper's jobs, for base and large,
+    GPU resources on training and re-ranking, in a few seconds and without network."""
+    workdir = copy_workflow(tmp_path)
+    started = time.perf_counter()
+    result = snakemake(workdir, "--dry-run", "--configfile", "configs/paper.yaml")
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = job_counts(result.stdout)
+    # Downloads: ColBERTv2's training run and DL19/DL20 runs, BM25's DL19 run, RankZephyr's.
+    # TIREx: 11 tasks (the 18 on licensed corpora are skipped) on 8 corpora.
+    assert counts == {
+        "download": 5,
+        "docstore": 1 + 8,  # MS MARCO and the TIREx corpora
+        "bm25_index": 1 + 8,
+        "bm25_run": 1 + 11,  # BM25 on DL20 (the authors' DL19 run is given), the tasks
+        "hard_negative_table": 1,
+        "teacher_table": 1,
+        "train_model": 6,  # base: stage 1, +RankNet, +ADR-MSE, distillation only; large: 2
+        # One job per model and published checkpoint for all its cells (4 DL + 11 TIREx):
+        "rerank": 8,
+        "evaluate_reranker": 8,
+        "evaluate": 4 + 11,  # the first stage's cells
+        "model_zoo": 1,
+        "per_query_plots": 1,
+        "loss_curve": 6,  # one per trained model
+        "benchmark_summary": 1,
+        "environment": 1,
+        "tirex_tables": 1,
+        "model_card": 6,  # a hub model card beside each trained checkpoint
+        "all": 1,
+    }
+    assert seconds < 30  # the test machine is shared; on an idle one it takes ~2 s
+    jobs = parse_jobs(result.stdout)
+    for job in jobs:
+        if job["rule"] in ("train_model", "rerank"):
+            assert "gpu=1" in job["resources"], job
+            assert "mem_mb=" in job["resources"] and "runtime=" in job["resources"]
+        elif job["rule"] in ("evaluate", "evaluate_reranker", "model_zoo", "download"):
+            assert "gpu=" not in job["resources"], job
+    large = next(
+        j for j in jobs if j["rule"] == "train_model" and "electra-large.stage1\n" in j["text"]
+    )
+    assert (
+        "runtime=286" in large["resources"]
+    )  # 20,000 x 32 x 8 pairs at 500 pairs/s, x1.5 + 30 min
+
+
+def test_paper_ablation_grid_adds_its_models(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path)
+    (workdir / "ablations.yaml").write_text("ablations: {enabled: true}\n")
+    result = snakemake(workdir, "--dry-run", "--configfile", "configs/paper.yaml", "ablations.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = job_counts(result.stdout)
+    # 12 new models: 3 query counts, depths 20/50, depth 10 (its own teacher run), 4 more
+    # losses, large without stage 1, teacher data from BM25; the rest reuse main models.
+    assert counts["train_model"] == 6 + 12
+    assert counts["teacher_table"] == 1 + 3 + 2 + 1 + 1
+    assert counts["download"] == 5 + 2  # RankZephyr's top-10 and BM25 teacher runs
+
+
+def job_counts(plan: str) -> dict[str, int]:
+    table = plan[plan.index("Job stats:") :].split("\n\n")[0]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        name, count = line.split()
+        if name != "total":
+            counts[name] = int(count)
+    return counts
+
+
+def parse_jobs(plan: str) -> list[dict[str, str]]:
+    jobs = []
+    for block in plan.split("\nrule ")[1:] + plan.split("\nlocalrule ")[1:]:
+        name = block.split(":", 1)[0].strip()
+        resources = next((line for line in block.splitlines() if "resources:" in line), "")
+        jobs.append({"rule": name, "resources": resources, "text": block})
+    return jobs

@@ -45,7 +45,7 @@ class Derived:
 
 def derive(settings: DemoSettings) -> Derived:
     rng = random.Random(settings.seed)
-    words = demo._WordFactory(rng)
+    words = demo.WordFactory(rng)
     fillers = list(QUESTION_WORDS) + [words.new(2) for _ in range(settings.filler_words)]
     weights = [1.0 / (rank + 1) for rank in range(len(fillers))]
     topic_words = [(words.new(3), words.new(3)) for _ in range(settings.topics)]

@@ -14,11 +14,11 @@ from rank_distillm.evaluate import (
     aggregate,
     atomic_output,
     evaluate_run,
-    holm_correction,
-    paired_t_test,
     read_per_query,
+    relevance_notes,
     write_per_query,
 )
+from rank_distillm.io import read_qrels
 
 TREC_DL = Path(__file__).resolve().parents[2] / "shared" / "data" / "trec-dl"
 
@@ -90,7 +90,9 @@ def as_dict(per_query: pd.DataFrame) -> dict[tuple[str, str], float]:
 def test_evaluate_run_hand_computed(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="rank_distillm.evaluate"):
         result = evaluate_run(RUN, QRELS)
-    assert list(result.columns) == ["query_id", "measure", "value"]
+    assert list(result.columns) == ["query_id", "measure", "value", "in_run"]
+    in_run = result.drop_duplicates("query_id").set_index("query_id")["in_run"]
+    assert in_run.to_dict() == {"q1": 1, "q2": 1, "q3": 0}  # q3 was filled with 0
     got = as_dict(result)
     assert set(got) == set(EXPECTED)  # q4 dropped, q3 filled
     for key, value in EXPECTED.items():
@@ -124,19 +126,25 @@ def test_integer_ids_become_strings() -> None:
     run = pd.DataFrame({"query_id": [1], "doc_id": [10], "rank": [1], "score": [0.0]})
     qrels = pd.DataFrame({"query_id": [1], "doc_id": [10], "relevance": [2]})
     result = evaluate_run(run, qrels, measures=["nDCG@10"])
-    assert result.to_dict("records") == [{"query_id": "1", "measure": "nDCG@10", "value": 1.0}]
+    assert result.to_dict("records") == [
+        {"query_id": "1", "measure": "nDCG@10", "value": 1.0, "in_run": 1}
+    ]
 
 
-@pytest.mark.parametrize(
-    ("rows", "message"),
-    [
-        ([("q1", "d1", 1, 1.0), ("q1", "d1", 2, 0.5)], "duplicate \\(query_id, doc_id\\)"),
-        ([("q1", "d1", 1, 1.0), ("q1", "d2", 1, 0.5)], "duplicate ranks"),
-    ],
-)
-def test_ambiguous_runs_rejected(rows: list[tuple[str, str, int, float]], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_duplicate_passages_are_rejected() -> None:
+    rows = [("q1", "d1", 1, 1.0), ("q1", "d1", 2, 0.5)]
+    with pytest.raises(ValueError, match="duplicate \\(query_id, doc_id\\)"):
         evaluate_run(make_run(rows), QRELS)
+
+
+def test_equal_ranks_keep_the_frames_order() -> None:
+    """io.read_run orders equal ranks (by score, then file order); evaluation keeps it."""
+    qrels = pd.DataFrame({"query_id": ["q"] * 2, "doc_id": ["a", "b"], "relevance": [0, 1]})
+    for first, expected in (("a", 0.5), ("b", 1.0)):
+        second = "b" if first == "a" else "a"
+        run = make_run([("q", first, 1, 0.0), ("q", second, 1, 0.0)])
+        result = evaluate_run(run, qrels, measures=["RR@10"])
+        assert result["value"].tolist() == [expected]
 
 
 def test_aggregate() -> None:
@@ -164,6 +172,23 @@ def test_per_query_roundtrip(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(back, df)
 
 
+def test_per_query_in_run_roundtrip_and_old_files(tmp_path: Path) -> None:
+    result = evaluate_run(RUN, QRELS, measures=["nDCG@10"])
+    path = tmp_path / "metrics.tsv"
+    write_per_query(result, path)
+    assert path.read_text().splitlines()[0] == "query_id\tmeasure\tvalue\tin_run"
+    back = read_per_query(path)
+    assert back.set_index("query_id")["in_run"].to_dict() == {"q1": True, "q2": True, "q3": False}
+    # A file from before the column existed still reads (without it).
+    old = tmp_path / "old.tsv"
+    old.write_text("query_id\tmeasure\tvalue\nq1\tnDCG@10\t0.5\n")
+    assert list(read_per_query(old).columns) == ["query_id", "measure", "value"]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("query_id\tmeasure\tvalue\tin_run\nq1\tnDCG@10\t0.5\t1\nq2\tnDCG@10\t0\tyes\n")
+    with pytest.raises(ValueError, match="bad.tsv:3: in_run must be 0 or 1"):
+        read_per_query(bad)
+
+
 def test_atomic_output_keeps_old_file_on_error(tmp_path: Path) -> None:
     path = tmp_path / "out.txt"
     path.write_text("old")
@@ -172,31 +197,6 @@ def test_atomic_output_keeps_old_file_on_error(tmp_path: Path) -> None:
         raise RuntimeError("boom")
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.txt"]
-
-
-def test_paired_t_test_hand_examples() -> None:
-    # n = 2, d = (1, 3): mean 2, sd sqrt(2), t = 2 / (sqrt(2) / sqrt(2)) = 2, df = 1 (Cauchy):
-    # p = 1 - (2 / pi) * atan(2).
-    a = pd.Series([1.0, 3.0], index=["q1", "q2"])
-    b = pd.Series([0.0, 0.0], index=["q1", "q2"])
-    assert paired_t_test(a, b) == pytest.approx(1 - 2 / math.pi * math.atan(2))
-    # n = 3, d = (1, 2, 3): mean 2, sd 1, t = 2 * sqrt(3), df = 2: p = 1 - t / sqrt(2 + t^2).
-    # b is given in another order: alignment is by index.
-    a = pd.Series([1.5, 2.5, 3.5], index=["x", "y", "z"])
-    b = pd.Series([0.5, 0.5, 0.5], index=["z", "x", "y"])
-    t = 2 * math.sqrt(3)
-    assert paired_t_test(a, b) == pytest.approx(1 - t / math.sqrt(2 + t**2))
-    assert paired_t_test(a, a) == 1.0
-    with pytest.raises(ValueError, match="query sets differ"):
-        paired_t_test(a, b.rename({"z": "w"}))
-
-
-def test_holm_correction_hand_example() -> None:
-    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> max(0.06, 0.04).
-    got = holm_correction([0.01, 0.04, 0.03, 0.005])
-    assert got == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert holm_correction([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
-    assert holm_correction([]) == []
 
 
 def read_trec_run(path: Path) -> pd.DataFrame:
@@ -230,3 +230,36 @@ def test_reference_ndcg(run_name: str, qrels_name: str, expected: float) -> None
     result = evaluate_run(run[run["rank"] <= 100], qrels, measures=["nDCG@10"])
     assert result["query_id"].nunique() == qrels["query_id"].nunique()
     assert result["value"].mean() == pytest.approx(expected, abs=5e-4)
+
+
+def test_relevance_level_two_on_the_trec_dl_judgements(shared_data: Path) -> None:
+    """TREC DL passage qrels: binary measures count grade >= 2 (trec_eval -l 2); nDCG is
+    unchanged. A run of one grade-1 passage then one grade-2 passage, by hand:
+    RR@10 is 1 at level 1 and 1/2 at level 2; AP@100 is (1/1 + 2/2) / n1 at level 1 and
+    (1/2) / n2 at level 2, with n1, n2 the query's passages of grade >= 1 and >= 2."""
+    qrels = read_qrels(shared_data / "trec-dl" / "qrels.dl19-passage.txt")
+    query = "19335"
+    own = qrels[qrels["query_id"] == query]
+    grade1 = own.loc[own["relevance"] == 1, "doc_id"].iloc[0]
+    grade2 = own.loc[own["relevance"] == 2, "doc_id"].iloc[0]
+    n1, n2 = int((own["relevance"] >= 1).sum()), int((own["relevance"] >= 2).sum())
+    run = make_run([(query, grade1, 1, 2.0), (query, grade2, 2, 1.0)])
+    measures = ["RR@10", "AP@100", "nDCG@10"]
+    at = {
+        level: as_dict(evaluate_run(run, own, measures, relevance_level=level)) for level in (1, 2)
+    }
+    assert at[1][(query, "RR@10")] == pytest.approx(1.0)
+    assert at[2][(query, "RR@10")] == pytest.approx(0.5)
+    assert at[1][(query, "AP@100")] == pytest.approx(2 / n1)
+    assert at[2][(query, "AP@100")] == pytest.approx(0.5 / n2)
+    assert at[1][(query, "nDCG@10")] == at[2][(query, "nDCG@10")]
+
+
+def test_relevance_notes_name_the_binary_measures() -> None:
+    notes = relevance_notes(["nDCG@10", "RR@10", "AP@100"], {"DL19": 2, "DL20": 2, "Vaswani": 1})
+    assert notes == [
+        "RR@10, MAP@100 count grade >= 2 as relevant (trec_eval -l 2) on DL19, DL20; "
+        "nDCG uses the graded labels.",
+        "RR@10, MAP@100 count grade >= 1 as relevant (trec_eval -l 1) on Vaswani; "
+        "nDCG uses the graded labels.",
+    ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import gzip
+import logging
 import re
 from pathlib import Path
 
@@ -10,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rank_distillm import io as trec_io
 from rank_distillm.io import (
-    TrecFormatError,
     atomic_output,
     atomic_write_text,
     rank_by_score,
@@ -23,20 +24,6 @@ from rank_distillm.io import (
     write_run,
     write_topics,
 )
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-TREC_DL = "data/trec-dl"
-
-
-def shared_file(relative: str) -> Path:
-    """A file from the shared data folder; skip when absent, but fail on CI where it must exist."""
-    path = SHARED / relative
-    if not path.exists():
-        message = f"shared data file {path} is missing"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -89,15 +76,6 @@ def test_any_whitespace_and_blank_lines_and_na_like_ids(tmp_path: Path) -> None:
     assert run["score"].tolist() == [2.5, 1.0]
 
 
-def test_empty_file_gives_empty_run(tmp_path: Path) -> None:
-    for name, text in [("empty.run", ""), ("blank.run", "\n  \n")]:
-        run = read_run(write(tmp_path, name, text))
-        assert len(run) == 0
-        assert list(run.columns) == ["query_id", "doc_id", "rank", "score"]
-        assert run["rank"].dtype == np.int64
-        assert run["score"].dtype == np.float64
-
-
 def test_rank_not_score_orders_and_duplicates_keep_best_rank(tmp_path: Path) -> None:
     text = """\
 q2 Q0 a 2 9.0 t
@@ -118,51 +96,6 @@ q1 Q0 e 5 7.0 t
         ]
     )
     pd.testing.assert_frame_equal(run, expected)
-
-
-def test_equal_ranks_keep_file_order(tmp_path: Path) -> None:
-    run = read_run(write(tmp_path, "ties.run", "q Q0 b 1 1 t\nq Q0 a 1 2 t\nq Q0 c 0 3 t\n"))
-    assert run["doc_id"].tolist() == ["c", "b", "a"]
-
-
-GOOD = "q1 Q0 d1 1 1.5 tag\nq1 Q0 d2 2 1.0 tag\n"
-
-
-@pytest.mark.parametrize(
-    ("bad_line", "message"),
-    [
-        (
-            "q1 Q0 d3 3 0.5",
-            "expected 6 whitespace-separated columns (query_id Q0 doc_id rank score tag), found 5",
-        ),
-        ("q1 Q0 d3 3 0.5 tag extra", "expected 6 whitespace-separated columns"),
-        ("q1 Q0 d3 abc 0.5 tag", "rank 'abc' is not an integer"),
-        ("q1 Q0 d3 2.5 0.5 tag", "rank '2.5' is not an integer"),
-        ("q1 Q0 d3 3 x tag", "score 'x' is not a number"),
-        ("q1 Q0 d3 3 nan tag", "score 'nan' is not a number"),
-        ("q1", "found 1"),
-    ],
-)
-@pytest.mark.parametrize("blank_before", [False, True])
-def test_run_errors_name_file_and_line(
-    tmp_path: Path, bad_line: str, message: str, blank_before: bool
-) -> None:
-    prefix = "q1 Q0 d1 1 1.5 tag\n\nq1 Q0 d2 2 1.0 tag\n" if blank_before else GOOD
-    line = 4 if blank_before else 3
-    path = write(tmp_path, "bad.run", prefix + bad_line + "\n" + GOOD + "q1 Q0 d9 x y z w\n")
-    with pytest.raises(TrecFormatError) as info:
-        read_run(path)
-    text = str(info.value)
-    assert text.startswith(f"{path}:{line}: "), text
-    assert message in text
-    assert isinstance(info.value, ValueError)
-
-
-def test_too_few_columns_reported_before_later_too_many(tmp_path: Path) -> None:
-    # pandas' ParserError only mentions the 7-field line; the 5-field one comes first.
-    path = write(tmp_path, "x.run", GOOD + "q1 Q0 d3 3 0.5\nq1 Q0 d4 4 0.5 t e\n")
-    with pytest.raises(TrecFormatError, match=re.escape(f"{path}:3: expected 6")):
-        read_run(path)
 
 
 # --------------------------------------------------------------------------- write_run
@@ -316,22 +249,6 @@ def test_read_qrels_both_flavours_and_duplicates_keep_last(tmp_path: Path) -> No
     assert qrels["query_id"].dtype == "str"
 
 
-@pytest.mark.parametrize(
-    ("bad_line", "line", "message"),
-    [
-        ("1 0 3", 3, "expected 4 whitespace-separated columns"),
-        ("1 0 3 1 x", 3, "found 5"),
-        ("1 0 3 high", 3, "relevance 'high' is not an integer"),
-    ],
-)
-def test_read_qrels_errors(tmp_path: Path, bad_line: str, line: int, message: str) -> None:
-    path = write(tmp_path, "q.txt", f"1 0 1 1\n1 0 2 0\n{bad_line}\n1 0 4 1\n")
-    with pytest.raises(TrecFormatError) as info:
-        read_qrels(path)
-    assert str(info.value).startswith(f"{path}:{line}: ")
-    assert message in str(info.value)
-
-
 def test_write_qrels_round_trip(tmp_path: Path) -> None:
     qrels = pd.DataFrame({"query_id": ["01", "2"], "doc_id": ["a", "b"], "relevance": [3, -1]})
     path = tmp_path / "x" / "qrels.txt"
@@ -353,22 +270,6 @@ def test_read_topics(tmp_path: Path) -> None:
     assert topics["query_id"].dtype == "str"
 
 
-@pytest.mark.parametrize(
-    ("bad_line", "message"),
-    [
-        ("3 no tab here", "expected 2 tab-separated columns (query_id text), found 1"),
-        ("3\ttext\tmore", "found 3"),
-        ("\ttext", "query_id '' is empty"),
-    ],
-)
-def test_read_topics_errors(tmp_path: Path, bad_line: str, message: str) -> None:
-    path = write(tmp_path, "t.tsv", f"1\tone\n\n{bad_line}\n")
-    with pytest.raises(TrecFormatError) as info:
-        read_topics(path)
-    assert str(info.value).startswith(f"{path}:3: ")
-    assert message in str(info.value)
-
-
 def test_write_topics_round_trip_and_refusals(tmp_path: Path) -> None:
     topics = pd.DataFrame({"query_id": ["007", "8"], "text": ["what is wifi", "x  y"]})
     path = tmp_path / "d" / "topics.tsv"
@@ -386,11 +287,10 @@ def test_write_topics_round_trip_and_refusals(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- shared TREC DL files
 
 
-def test_shared_trec_dl_2019_runs() -> None:
-    colbert = read_run(
-        shared_file(f"{TREC_DL}/runs/__colbert__msmarco-passage-trec-dl-2019-judged.run")
-    )
-    bm25 = read_run(shared_file(f"{TREC_DL}/runs/__bm25__msmarco-passage-trec-dl-2019-judged.run"))
+def test_shared_trec_dl_2019_runs(shared_data: Path) -> None:
+    runs = shared_data / "trec-dl" / "runs"
+    colbert = read_run(runs / "__colbert__msmarco-passage-trec-dl-2019-judged.run")
+    bm25 = read_run(runs / "__bm25__msmarco-passage-trec-dl-2019-judged.run")
     assert colbert["query_id"].nunique() == 43
     assert bm25["query_id"].nunique() == 43
     assert colbert.iloc[0].tolist() == ["156493", "2928707", 1, 27.796875]
@@ -398,7 +298,66 @@ def test_shared_trec_dl_2019_runs() -> None:
         assert (run.groupby("query_id", sort=False)["rank"].diff().dropna() > 0).all()
 
 
-def test_shared_trec_dl_2019_qrels() -> None:
-    qrels = read_qrels(shared_file(f"{TREC_DL}/qrels.dl19-passage.txt"))
-    assert qrels["query_id"].nunique() == 43
-    assert len(qrels) == 9260
+def test_reading_a_large_file_is_announced_in_the_log(tmp_path, monkeypatch, caplog) -> None:
+    path = tmp_path / "big.run"
+    path.write_bytes(gzip.compress(SPACE_RUN.encode()))
+    monkeypatch.setattr(trec_io, "_ANNOUNCE_BYTES", 10)
+    with caplog.at_level(logging.INFO, logger="rank_distillm.io"):
+        read_run(path)
+    assert caplog.messages[0] == f"reading {path} (0.0 GiB, gzip)"
+
+
+# --------------------------------------------------------------------------- streaming runs
+
+
+SPLIT_RUN = """\
+q2 Q0 a 2 1.0 t
+q2 Q0 b 1 2.0 t
+q2 Q0 b 3 0.5 t
+q1 Q0 c 1 9.0 t
+q3 Q0 d 1 1.0 t
+q3 Q0 e 2 0.9 t
+q3 Q0 f 3 0.8 t
+"""
+
+
+@pytest.mark.parametrize("chunk_lines", [1, 2, 3, 100])
+def test_chunks_hold_whole_queries_and_read_as_read_run_does(
+    tmp_path: Path, chunk_lines: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, "run.txt", SPLIT_RUN)
+    with caplog.at_level(logging.WARNING, logger="rank_distillm.io"):
+        chunks = list(trec_io.iter_run_chunks(path, chunk_lines))
+    for chunk in chunks:
+        assert list(chunk.columns) == trec_io.RUN_COLUMNS
+    # No query is cut between two chunks.
+    seen = [set(chunk["query_id"]) for chunk in chunks]
+    assert sum(len(ids) for ids in seen) == 3
+    streamed = pd.concat(chunks, ignore_index=True)
+    pd.testing.assert_frame_equal(streamed, read_run(path))
+    assert streamed["doc_id"].tolist() == ["b", "a", "c", "d", "e", "f"]  # q2's b keeps rank 1
+    assert "dropped 1 duplicate (query_id, doc_id) rows" in caplog.text
+
+
+def test_run_query_ids_in_first_appearance_order(tmp_path: Path) -> None:
+    path = write(tmp_path, "run.txt", SPLIT_RUN)
+    assert trec_io.run_query_ids(path, chunk_lines=2) == ["q2", "q1", "q3"]
+
+
+def test_a_query_that_comes_back_cannot_be_streamed(tmp_path: Path) -> None:
+    path = write(tmp_path, "run.txt", "q1 Q0 a 1 1 t\nq2 Q0 b 1 1 t\n\nq1 Q0 c 2 1 t\n")
+    for chunk_lines in (1, 10):
+        with pytest.raises(trec_io.RunNotGrouped, match=r"run\.txt:4: query q1 appears again"):
+            list(trec_io.iter_run_chunks(path, chunk_lines))
+
+
+def test_streaming_names_the_bad_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "run.txt", "q1 Q0 a 1 1 t\nq1 Q0 b two 1 t\n")
+    with pytest.raises(trec_io.TrecFormatError, match=r"run\.txt:2: rank 'two' is not an integer"):
+        list(trec_io.iter_run_chunks(path, 1))
+
+
+def test_streaming_reads_gzip_whatever_the_name(tmp_path: Path) -> None:
+    path = tmp_path / "run.txt"
+    path.write_bytes(gzip.compress(SPLIT_RUN.encode()))
+    assert pd.concat(trec_io.iter_run_chunks(path, 2))["doc_id"].tolist()[:2] == ["b", "a"]

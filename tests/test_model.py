@@ -361,3 +361,55 @@ def test_freeze_position_embeddings(backbone_dir: Path) -> None:
     assert model.linear.weight.requires_grad
     frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
     assert frozen == ["backbone.embeddings.position_embeddings.weight"]
+
+
+# --------------------------------------------------------------------------- long documents
+
+
+class RecordingEncoder(PairEncoder):
+    """Records the length of every text handed to the tokenizer."""
+
+    def _encode(self, texts: list[str], max_length: int) -> list[list[int]]:
+        self.seen.extend(len(text) for text in texts)
+        return super()._encode(texts, max_length)
+
+
+def full_tokenisation(tokenizer: PreTrainedTokenizerBase, text: str, n: int) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"][:n]
+
+
+def test_long_documents_are_cut_before_tokenising_with_identical_ids(
+    tokenizer: PreTrainedTokenizerBase,
+) -> None:
+    words = ["apple", "banana", "cherry", "the", "quick", "brown", "fox", "unknownish", "."]
+    long_doc = " ".join(words[(i * 7) % len(words)] for i in range(20_000))[:100_000]
+    assert len(long_doc) == 100_000
+    odd_spaces = "fox  jumps\tover\n the   lazy dog " * 3_000  # tabs, newlines, double spaces
+    docs = [long_doc, odd_spaces, "short passage", ""]
+    encoder = RecordingEncoder(tokenizer, query_length=8, doc_length=64)
+    object.__setattr__(encoder, "seen", [])
+    ids = encoder.doc_ids(docs)
+    for text, row in zip(docs, ids, strict=True):
+        assert row == full_tokenisation(tokenizer, text, 64)
+    assert len(ids[0]) == len(ids[1]) == 64
+    # The tokenizer never saw more than the bound for the long ones.
+    assert max(encoder.seen) <= 10 * 64
+
+
+def test_texts_the_cut_would_change_are_tokenised_whole(
+    tokenizer: PreTrainedTokenizerBase,
+) -> None:
+    n = 16
+    unspaced = "banana" * 2_000  # no space to cut at
+    spaces_first = " " * 5_000 + "fox " * 100  # the words start past the bound
+    long_words = ("x" * 150 + " ") * 50 + "fox " * 100  # 1 [UNK] per 151 characters
+    docs = [unspaced, spaces_first, long_words]
+    encoder = RecordingEncoder(tokenizer, query_length=n, doc_length=n)
+    object.__setattr__(encoder, "seen", [])
+    ids = encoder.doc_ids(docs)
+    for text, row in zip(docs, ids, strict=True):
+        assert row == full_tokenisation(tokenizer, text, n)
+    assert ids[2][:5] == [tokenizer.unk_token_id] * 5
+    assert ids[1][0] == tokenizer.convert_tokens_to_ids("fox")
+    # The last two were retried in full after their cut came up short.
+    assert encoder.seen[-2:] == [len(spaces_first), len(long_words)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -15,10 +14,7 @@ if "IR_DATASETS_HOME" not in os.environ:
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rank_distillm.evaluate import aggregate, evaluate_run  # noqa: E402
 from rank_distillm.retrieve import bm25, build_index  # noqa: E402
-
-VASWANI = Path(__file__).resolve().parents[2] / "shared" / "data" / "vaswani"
 
 PASSAGES = [
     ("p1", "the cat sat on the mat"),
@@ -84,55 +80,28 @@ def test_rebuild_replaces_the_index(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["index"]
 
 
-# --------------------------------------------------------------------------- Vaswani
+def test_bm25_run_that_retrieves_nothing_is_an_error(index_dir: Path, tmp_path: Path) -> None:
+    """A query set that shares no term with the index (the wrong corpus) fails the step,
+    naming the query set and the index, and writes no run."""
+    from rank_distillm.datasets import Manifest
+    from rank_distillm.io import write_qrels, write_topics
+    from rank_distillm.steps import retrieve_bm25_run
 
-
-def vaswani_folder() -> Path:
-    if not (VASWANI / "doc-text.trec").exists():
-        message = f"{VASWANI} is missing"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return VASWANI
-
-
-def test_bm25_on_vaswani(tmp_path: Path) -> None:
-    folder = vaswani_folder()
-    raw = (folder / "doc-text.trec").read_text(encoding="utf-8")
-    docs = [
-        (doc_id, " ".join(text.split()))
-        for doc_id, text in re.findall(
-            r"<DOC>\s*<DOCNO>\s*(\S+?)\s*</DOCNO>(.*?)</DOC>", raw, flags=re.S
-        )
-    ]
-    assert len(docs) == 11429
-    raw_topics = (folder / "query-text.trec").read_text(encoding="utf-8")
-    queries = topics(
-        [
-            (qid, " ".join(text.split()))
-            for qid, text in re.findall(
-                r"<num>\s*(\S+?)\s*</num>\s*<title>(.*?)</title>", raw_topics, flags=re.S
-            )
-        ]
+    write_topics(topics([("q1", "xylophone"), ("q2", "bassoon")]), tmp_path / "queries.tsv")
+    write_qrels(
+        pd.DataFrame({"query_id": ["q1"], "doc_id": ["x"], "relevance": [1]}),
+        tmp_path / "qrels.txt",
     )
-    assert len(queries) == 93
-    qrels = pd.read_csv(
-        folder / "qrels",
-        sep=r"\s+",
-        header=None,
-        names=["query_id", "iteration", "doc_id", "relevance"],
-        dtype={"query_id": str, "iteration": str, "doc_id": str, "relevance": "int64"},
-    )[["query_id", "doc_id", "relevance"]]
-
-    build_index(docs, tmp_path / "index")
-    run = bm25(tmp_path / "index", queries, num_results=100)
-    assert run.groupby("query_id").size().max() == 100
-    assert (run.groupby("query_id")["rank"].min() == 1).all()
-
-    per_query = evaluate_run(run, qrels, ["nDCG@10"])
-    summary = aggregate(per_query).set_index("measure")
-    ndcg = float(summary.loc["nDCG@10", "value"])
-    print(f"BM25 (PISA, k1=0.9, b=0.4) nDCG@10 on Vaswani: {ndcg:.4f}")
-    assert int(summary.loc["nDCG@10", "queries"]) == 93
-    # Published Terrier BM25 on Vaswani: nDCG@10 about 0.44-0.46.
-    assert 0.35 < ndcg < 0.55
+    (tmp_path / "docs.tsv").write_text("x\tmusic\n")
+    subsets = {"test": {"queries": "queries.tsv", "qrels": "qrels.txt"}}
+    Manifest(name="music", root=tmp_path, docs="docs.tsv", subsets=subsets).write(
+        tmp_path / "m.json"
+    )
+    out = tmp_path / "run.txt"
+    with pytest.raises(ValueError) as error:
+        retrieve_bm25_run(
+            [tmp_path / "m.json"], "music/test", index_dir, out, {"k1": 0.9, "b": 0.4}, 100
+        )
+    assert "BM25 retrieved nothing for any of the 2 queries of music/test" in str(error.value)
+    assert str(index_dir) in str(error.value)
+    assert not out.exists()

@@ -11,7 +11,6 @@ import pytest
 
 from rank_distillm.sampling import (
     SAMPLERS,
-    TABLE_COLUMNS,
     QueryList,
     Sample,
     draw,
@@ -19,18 +18,17 @@ from rank_distillm.sampling import (
     single_relevant,
     top,
 )
+from rank_distillm.training_tables import TABLE_COLUMNS, TrainingTable
 
 
-def table(rows: list[tuple[str, str, int | None, float]]) -> pd.DataFrame:
+def table(rows: list[tuple[str, str, int | None, float]]) -> TrainingTable:
     """A training table from (query_id, doc_id, rank or None, target) rows."""
-    frame = pd.DataFrame(
-        [(q, f"query {q}", d, f"text {d}", r, t) for q, d, r, t in rows], columns=TABLE_COLUMNS
-    )
-    frame["rank"] = frame["rank"].astype("Int64")
-    return frame
+    frame = pd.DataFrame(rows, columns=TABLE_COLUMNS).astype({"rank": "Int32"})
+    return TrainingTable.from_frame(frame)
 
 
-# Rows deliberately out of order: qB appears first, ranks are shuffled, unranked rows in between.
+# Rows deliberately out of order: qB appears first, ranks are shuffled, unranked rows in
+# between. The table orders them: row i of the table is the i-th in (query, rank) order.
 MIXED = table(
     [
         ("qB", "b3", 3, 0.0),  # row 0
@@ -62,26 +60,21 @@ def test_group_queries_orders_by_rank_unranked_last() -> None:
     lists = group_queries(MIXED)
     assert [q.query_id for q in lists] == ["qB", "qA", "qC"]  # first appearance
     by_id = {q.query_id: q for q in lists}
-    assert by_id["qB"].rows.tolist() == [3, 5, 0, 2]
+    assert MIXED.doc_ids(by_id["qB"].rows) == ["b1", "b2", "b3", "b-missed"]
     assert by_id["qB"].targets.tolist() == [1.0, 0.0, 0.0, 2.0]
     assert by_id["qB"].in_run.tolist() == [True, True, True, False]
-    assert by_id["qA"].rows.tolist() == [4, 1, 6]
+    assert MIXED.doc_ids(by_id["qA"].rows) == ["a1", "a2", "a-missed"]
     assert by_id["qA"].targets.tolist() == [3.0, 0.0, 1.0]
     assert by_id["qA"].in_run.tolist() == [True, True, False]
-    assert by_id["qC"].rows.tolist() == [7]
-    assert by_id["qB"].targets.dtype == np.float64
+    assert MIXED.doc_ids(by_id["qC"].rows) == ["c1"]
+    assert by_id["qB"].targets.dtype == np.float32
 
 
 def test_group_queries_keeps_several_unranked_in_table_order() -> None:
     frame = table([("q", "x", None, 1.0), ("q", "y", 2, 0.0), ("q", "z", None, 2.0)])
     (only,) = group_queries(frame)
-    assert only.rows.tolist() == [1, 0, 2]
+    assert frame.doc_ids(only.rows) == ["y", "x", "z"]
     assert only.in_run.tolist() == [True, False, False]
-
-
-def test_group_queries_requires_the_columns() -> None:
-    with pytest.raises(ValueError, match=r"lacks the columns \['text'\]"):
-        group_queries(MIXED.drop(columns="text"))
 
 
 # --------------------------------------------------------------------------- single_relevant
@@ -93,9 +86,9 @@ def test_single_relevant_picks_best_label_and_negatives_from_the_run() -> None:
     assert sample is not None
     assert sample.query_id == "qB"
     # The best label is the unranked passage's (2 > 1): it is picked although not in the run.
-    assert sample.rows[0] == 2
+    assert MIXED.doc_ids(sample.rows[:1]) == ["b-missed"]
     # Negatives: only b2 and b3 (target 0, in the run); fewer than asked, no repeats.
-    assert sorted(sample.rows[1:]) == [0, 5]
+    assert sorted(MIXED.doc_ids(sample.rows[1:])) == ["b2", "b3"]
     assert sample.targets == [1.0, 0.0, 0.0]
 
 
@@ -148,10 +141,10 @@ def test_single_relevant_is_uniform_among_top_labels() -> None:
 
 
 def test_top_takes_run_order_with_targets() -> None:
-    query = group_queries(MIXED)[0]  # qB
-    assert top(query, depth=2) == Sample("qB", [3, 5], [1.0, 0.0])
+    query = group_queries(MIXED)[0]  # qB: table rows 0-3 are b1, b2, b3, b-missed
+    assert top(query, depth=2) == Sample("qB", [0, 1], [1.0, 0.0])
     # Deeper than the run: all ranked rows, never the unranked one.
-    assert top(query, depth=10) == Sample("qB", [3, 5, 0], [1.0, 0.0, 0.0])
+    assert top(query, depth=10) == Sample("qB", [0, 1, 2], [1.0, 0.0, 0.0])
 
 
 def test_top_needs_two_candidates() -> None:
@@ -170,11 +163,11 @@ def test_draw_counts_skipped_queries() -> None:
     # qC has no relevant passage.
     assert [s.query_id for s in samples] == ["qB", "qA"]
     assert skipped == 1
-    assert samples[1].rows == [4, 1]  # qA: a1 (3) and its only negative a2
+    assert MIXED.doc_ids(samples[1].rows) == ["a1", "a2"]  # a1 (3) and its only negative
 
     samples, skipped = draw(queries, "top", 1, 10, random.Random(0))
-    # qC has a single candidate.
-    assert samples == [Sample("qB", [3, 5, 0], [1.0, 0.0, 0.0]), Sample("qA", [4, 1], [3.0, 0.0])]
+    # qC has a single candidate; qA's rows are 4 (a1) and 5 (a2).
+    assert samples == [Sample("qB", [0, 1, 2], [1.0, 0.0, 0.0]), Sample("qA", [4, 5], [3.0, 0.0])]
     assert skipped == 1
 
 

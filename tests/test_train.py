@@ -18,7 +18,12 @@ from rank_distillm.io import RUN_COLUMNS  # noqa: E402
 from rank_distillm.model import PairEncoder, load_cross_encoder  # noqa: E402
 from rank_distillm.rerank import rerank  # noqa: E402
 from rank_distillm.train import TrainSettings, total_optimizer_steps, train  # noqa: E402
-from tests.helpers import one_torch_thread, read_tensors, training_table  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    one_torch_thread,
+    read_tensors,
+    split_texts,
+    training_table,
+)
 
 LOG_HEADER = ["step", "epoch", "loss", "learning_rate", "seconds"]
 STEPS = 30
@@ -49,7 +54,7 @@ class Run:
 def run_training(settings: TrainSettings, start: Path, root: Path, table: pd.DataFrame) -> Run:
     out_dir, loss_log = root / "ckpt", root / "logs" / "loss.csv"
     with one_torch_thread():
-        summary = train(settings, str(start), table, out_dir, loss_log)
+        summary = train(settings, str(start), *split_texts(table), out_dir, loss_log)
     header = loss_log.read_text().splitlines()[0].split(",")
     return Run(summary, out_dir, pd.read_csv(loss_log), header)
 
@@ -282,3 +287,53 @@ def test_warmup_learning_rate_is_logged_for_the_step_that_used_it(
     run = run_training(settings, backbone_dir, tmp_path, training_table())
     expected = [1e-3 * factor for factor in (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)]
     assert run.log["learning_rate"].tolist() == pytest.approx(expected)
+
+
+# --------------------------------------------------------------------------- data path
+
+
+def test_prefetcher_yields_in_order_and_raises_the_producers_error() -> None:
+    from rank_distillm.train import Prefetcher
+
+    assert list(Prefetcher(iter(range(20)), depth=3)) == list(range(20))
+
+    def failing():
+        yield 1
+        raise KeyError("passage 'x' is not in the collection")
+
+    loader = Prefetcher(failing())
+    assert next(loader) == 1
+    with pytest.raises(KeyError, match="passage 'x'"):
+        next(loader)
+
+
+def test_batch_builder_fetches_each_passage_once_while_it_fits_the_cache(
+    backbone_dir: Path,
+) -> None:
+    from rank_distillm.sampling import Sample
+    from rank_distillm.train import BatchBuilder
+
+    table, texts = split_texts(training_table(n_queries=2, negatives=2))
+    asked: list[list[str]] = []
+    original = texts.doc_texts
+    texts.doc_texts = lambda ids: asked.append(list(ids)) or original(ids)
+    _, tokenizer = load_cross_encoder(str(backbone_dir))
+    encoder = PairEncoder(tokenizer, 8, 16)
+    samples = [Sample("q0", [0, 1], [1.0, 0.0]), Sample("q1", [3, 4, 5], [1.0, 0.0, 0.0])]
+    builder = BatchBuilder(table, texts, encoder, cache_size=10)
+    first = builder.batch(samples)
+    again = builder.batch(samples)
+    assert asked == [["d0-1", "d0-2", "d1-1", "d1-2", "d1-3"]]  # once, in bulk
+    for key in ("input_ids", "attention_mask", "token_type_ids", "targets", "mask"):
+        assert torch.equal(first[key], again[key])
+    assert first["mask"].tolist() == [[True, True, False], [True, True, True]]
+    # The same batch as tokenising the texts directly.
+    direct = encoder.collate(
+        encoder.query_ids(["tell me about apple"] * 2 + ["tell me about banana"] * 3),
+        encoder.doc_ids(texts.doc_texts(["d0-1", "d0-2", "d1-1", "d1-2", "d1-3"])),
+    )
+    assert torch.equal(first["input_ids"], direct["input_ids"])
+    # A cache too small for a batch is emptied and refilled: still correct.
+    small = BatchBuilder(table, texts, encoder, cache_size=2)
+    small.batch(samples[:1])  # q0's two passages fill the cache
+    assert torch.equal(small.batch(samples)["input_ids"], first["input_ids"])

@@ -4,114 +4,100 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from rank_distillm import io as trec_io
-from rank_distillm.sampling import TABLE_COLUMNS
 from rank_distillm.teacher import simulate_teacher
 from rank_distillm.training_tables import (
-    hard_negative_table,
+    TABLE_COLUMNS,
+    TrainingTable,
     read_table,
-    sample_queries,
-    table_stats,
-    teacher_table,
-    write_table,
+    sample_query_ids,
+    write_hard_negative_table,
+    write_teacher_table,
 )
 
-DOCS = {f"d{i}": f"passage number {i}" for i in range(1, 10)}
-TOPICS = pd.DataFrame(
-    {"query_id": ["q1", "q2", "q3", "q4"], "text": ["first", "second", "third", "fourth"]},
-    dtype=str,
-)
-
-# A teacher run in the Zenodo layout, lines shuffled; q2's ranks have gaps.
+# A teacher run in the Zenodo layout, each query's lines shuffled; q2's ranks have gaps.
 TEACHER_RUN = """\
 q1 Q0 d1 2 3 rankzephyr
 q1 Q0 d3 1 4 rankzephyr
-q2 Q0 d6 9 2 rankzephyr
 q1 Q0 d4 3 2 rankzephyr
 q1 Q0 d2 4 1 rankzephyr
+q2 Q0 d6 9 2 rankzephyr
 q2 Q0 d5 2 4 rankzephyr
 q2 Q0 d1 5 3 rankzephyr
 q3 Q0 d2 1 4 rankzephyr
 q3 Q0 d7 2 3 rankzephyr
 """
+QUERIES = {"q1", "q2", "q3", "q4"}
 
 
-class DocTexts:
-    """A dict-backed ``doc_texts`` callable that records what it was asked for."""
-
-    def __init__(self, docs: dict[str, str]) -> None:
-        self.docs = docs
-        self.calls: list[list[str]] = []
-
-    def __call__(self, doc_ids: Iterable[str]) -> dict[str, str]:
-        ids = list(doc_ids)
-        self.calls.append(ids)
-        return {doc_id: self.docs[doc_id] for doc_id in ids}
+def frame(rows: list[tuple[str, str, int | None, float]]) -> pd.DataFrame:
+    out = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    return out.astype({"rank": "Int32", "target": "float32"})
 
 
-def expected_table(rows: list[tuple[str, str, int | None, float]]) -> pd.DataFrame:
-    query_text = dict(zip(TOPICS["query_id"], TOPICS["text"], strict=True))
-    frame = pd.DataFrame(
-        [(q, query_text[q], d, DOCS[d], r, t) for q, d, r, t in rows], columns=TABLE_COLUMNS
-    )
-    frame["rank"] = frame["rank"].astype("Int64")
-    return frame.astype({"target": "float64"})
-
-
-def assert_table_equal(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
-    pd.testing.assert_frame_equal(actual, expected, check_dtype=False)
-    assert actual["rank"].dtype == "Int64"
-    assert actual["target"].dtype == "float64"
+def table_rows(path: Path) -> list[tuple]:
+    """The parquet table as (query, doc, rank or None, target) tuples, in file order."""
+    table = pq.read_table(path).to_pandas()
+    assert list(table.columns) == TABLE_COLUMNS
+    return [
+        (q, d, None if pd.isna(r) else int(r), float(t))
+        for q, d, r, t in table.itertuples(index=False)
+    ]
 
 
 @pytest.fixture
-def teacher_run(tmp_path: Path) -> pd.DataFrame:
+def teacher_run(tmp_path: Path) -> Path:
     path = tmp_path / "teacher.run"
     path.write_text(TEACHER_RUN, encoding="utf-8")
-    return trec_io.read_run(path)
+    return path
 
 
-# --------------------------------------------------------------------------- teacher_table
+def build_teacher(run: Path, tmp_path: Path, num_queries, depth, seed=0, **kwargs) -> Path:
+    out = tmp_path / f"teacher-{num_queries}-{depth}-{seed}.parquet"
+    write_teacher_table(run, out, out.with_suffix(".json"), num_queries, depth, seed, **kwargs)
+    return out
 
 
-def test_teacher_table_depth_cut_and_targets(teacher_run: pd.DataFrame) -> None:
-    doc_texts = DocTexts(DOCS)
-    table = teacher_table(teacher_run, TOPICS, doc_texts, None, depth=2, seed=0)
-    expected = expected_table(
-        [
-            ("q1", "d3", 1, 2.0),
-            ("q1", "d1", 2, 1.0),
-            # q2's ranks 2 and 5 are renumbered 1 and 2.
-            ("q2", "d5", 1, 2.0),
-            ("q2", "d1", 2, 1.0),
-            ("q3", "d2", 1, 2.0),
-            ("q3", "d7", 2, 1.0),
-        ]
-    )
-    assert_table_equal(table, expected)
-    # Texts are fetched in one bulk call, each id once.
-    assert doc_texts.calls == [["d3", "d1", "d5", "d2", "d7"]]
+# --------------------------------------------------------------------------- teacher tables
 
 
-def test_teacher_table_targets_use_depth_not_list_length(teacher_run: pd.DataFrame) -> None:
-    table = teacher_table(teacher_run, TOPICS, DocTexts(DOCS), None, depth=10, seed=0)
-    q2 = table[table["query_id"] == "q2"]
-    assert q2["doc_id"].tolist() == ["d5", "d1", "d6"]
-    assert q2["rank"].tolist() == [1, 2, 3]
-    assert q2["target"].tolist() == [10.0, 9.0, 8.0]
-    assert len(table) == 9
+def test_teacher_table_depth_cut_and_targets(teacher_run: Path, tmp_path: Path) -> None:
+    table = build_teacher(teacher_run, tmp_path, None, depth=2, known_queries=QUERIES)
+    assert table_rows(table) == [
+        ("q1", "d3", 1, 2.0),
+        ("q1", "d1", 2, 1.0),
+        # q2's ranks 2 and 5 are renumbered 1 and 2.
+        ("q2", "d5", 1, 2.0),
+        ("q2", "d1", 2, 1.0),
+        ("q3", "d2", 1, 2.0),
+        ("q3", "d7", 2, 1.0),
+    ]
+    stats = json.loads(table.with_suffix(".json").read_text())
+    assert stats["queries"] == 3 and stats["rows"] == 6 and stats["depth"] == 2
 
 
-def test_teacher_table_seeded_query_subset(teacher_run: pd.DataFrame) -> None:
+def test_teacher_table_targets_use_depth_not_list_length(
+    teacher_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="rank_distillm.training_tables"):
+        table = build_teacher(teacher_run, tmp_path, None, depth=10)
+    rows = [row for row in table_rows(table) if row[0] == "q2"]
+    assert rows == [("q2", "d5", 1, 10.0), ("q2", "d1", 2, 9.0), ("q2", "d6", 3, 8.0)]
+    assert len(table_rows(table)) == 9
+    assert "3 of 3 teacher queries have fewer than 10 passages" in caplog.text
+
+
+def test_teacher_table_seeded_query_subset(teacher_run: Path, tmp_path: Path) -> None:
     def queries(seed: int) -> list[str]:
-        table = teacher_table(teacher_run, TOPICS, DocTexts(DOCS), 2, depth=3, seed=seed)
-        return table["query_id"].drop_duplicates().tolist()
+        table = build_teacher(teacher_run, tmp_path, 2, depth=3, seed=seed)
+        return list(dict.fromkeys(row[0] for row in table_rows(table)))
 
     first = queries(5)
     assert len(first) == 2
@@ -121,21 +107,42 @@ def test_teacher_table_seeded_query_subset(teacher_run: pd.DataFrame) -> None:
     assert len({tuple(queries(seed)) for seed in range(30)}) == 3  # all three pairs occur
 
 
-def test_sample_queries_all_and_too_many(
-    teacher_run: pd.DataFrame, caplog: pytest.LogCaptureFixture
+def test_sample_query_ids_all_and_too_many() -> None:
+    ids = ["q1", "q2", "q3"]
+    assert sample_query_ids(ids, None, 0) == set(ids)
+    assert sample_query_ids(ids, 3, 0) == set(ids)
+    with pytest.raises(ValueError, match="asked for 7 queries, the run has 3"):
+        sample_query_ids(ids, 7, 0)
+
+
+def test_teacher_table_query_without_text(teacher_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(KeyError, match=r"1 queries have no text .*\(first: \['q3'\]\)"):
+        build_teacher(teacher_run, tmp_path, None, depth=2, known_queries={"q1", "q2"})
+    assert not list(tmp_path.glob("*.parquet"))
+
+
+def test_streamed_and_whole_runs_give_the_same_table(tmp_path: Path) -> None:
+    """Chunks of two lines cut queries apart; a query split across chunks must not be."""
+    lines = [f"q{q} Q0 d{d} {d} {100 - d} t" for q in range(5) for d in range(1, 8)]
+    run = tmp_path / "run.txt"
+    run.write_text("\n".join(lines) + "\n")
+    whole = tmp_path / "whole.parquet"
+    write_teacher_table(run, whole, tmp_path / "whole.json", None, 5, 0)
+    streamed = tmp_path / "streamed.parquet"
+    write_teacher_table(run, streamed, tmp_path / "streamed.json", None, 5, 0, chunk_lines=2)
+    assert table_rows(streamed) == table_rows(whole)
+    assert len(table_rows(whole)) == 25
+
+
+def test_a_run_not_grouped_by_query_is_read_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    run = tmp_path / "shuffled.run"
+    run.write_text("q1 Q0 d1 1 3 t\nq2 Q0 d5 1 4 t\nq1 Q0 d2 2 2 t\n")
     with caplog.at_level(logging.WARNING, logger="rank_distillm.training_tables"):
-        assert sample_queries(teacher_run, None, 0).equals(teacher_run)
-        assert sample_queries(teacher_run, 3, 0).equals(teacher_run)
-        assert not caplog.records
-        assert sample_queries(teacher_run, 7, 0).equals(teacher_run)
-    assert "asked for 7 queries, the run has 3" in caplog.text
-
-
-def test_teacher_table_query_without_text(teacher_run: pd.DataFrame) -> None:
-    topics = TOPICS[TOPICS["query_id"] != "q3"]
-    with pytest.raises(KeyError, match=r"1 run queries have no text \(first: \['q3'\]\)"):
-        teacher_table(teacher_run, topics, DocTexts(DOCS), None, depth=2, seed=0)
+        table = build_teacher(run, tmp_path, None, depth=2)
+    assert table_rows(table) == [("q1", "d1", 1, 2.0), ("q1", "d2", 2, 1.0), ("q2", "d5", 1, 2.0)]
+    assert "shuffled.run:3: query q1 appears again after other queries" in caplog.text
 
 
 # --------------------------------------------------------------------------- hard negatives
@@ -163,10 +170,10 @@ q4 0 d1 3
 
 
 @pytest.fixture
-def first_stage(tmp_path: Path) -> pd.DataFrame:
+def first_stage(tmp_path: Path) -> Path:
     path = tmp_path / "bm25.run"
     path.write_text(FIRST_STAGE, encoding="utf-8")
-    return trec_io.read_run(path)
+    return path
 
 
 @pytest.fixture
@@ -174,6 +181,14 @@ def qrels(tmp_path: Path) -> pd.DataFrame:
     path = tmp_path / "qrels.txt"
     path.write_text(QRELS, encoding="utf-8")
     return trec_io.read_qrels(path)
+
+
+def build_hard_negatives(
+    run: Path, qrels: pd.DataFrame, tmp_path: Path, num_queries, depth, seed=0
+):
+    out = tmp_path / f"hn-{num_queries}-{depth}-{seed}.parquet"
+    write_hard_negative_table(run, qrels, out, out.with_suffix(".json"), num_queries, depth, seed)
+    return out
 
 
 HARD_NEGATIVES_DEPTH_3 = [
@@ -189,52 +204,14 @@ HARD_NEGATIVES_DEPTH_3 = [
 
 
 def test_hard_negative_table(
-    first_stage: pd.DataFrame, qrels: pd.DataFrame, caplog: pytest.LogCaptureFixture
+    first_stage: Path, qrels: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    doc_texts = DocTexts(DOCS)
     with caplog.at_level(logging.WARNING, logger="rank_distillm.training_tables"):
-        table = hard_negative_table(first_stage, qrels, TOPICS, doc_texts, None, 3, seed=0)
-    assert_table_equal(table, expected_table(HARD_NEGATIVES_DEPTH_3))
+        table = build_hard_negatives(first_stage, qrels, tmp_path, None, 3)
+    assert table_rows(table) == HARD_NEGATIVES_DEPTH_3
     # q3 has no relevant passage; q4 is judged but not in the run: neither is in the table.
     assert "1 queries without a relevant passage left out" in caplog.text
-    assert doc_texts.calls == [["d1", "d2", "d3", "d4", "d9", "d5", "d6", "d8"]]
-
-
-def test_hard_negative_table_depth_keeps_retrieved_relevant(
-    first_stage: pd.DataFrame, qrels: pd.DataFrame
-) -> None:
-    table = hard_negative_table(first_stage, qrels, TOPICS, DocTexts(DOCS), None, 4, seed=0)
-    q1 = table[table["query_id"] == "q1"]
-    assert q1["doc_id"].tolist() == ["d1", "d2", "d3", "d4", "d9"]
-    assert q1["rank"].tolist() == [1, 2, 3, 4, pd.NA]
-    assert q1["target"].tolist() == [0.0, 2.0, 0.0, 1.0, 3.0]
-
-
-def test_hard_negative_table_query_subset(first_stage: pd.DataFrame, qrels: pd.DataFrame) -> None:
-    # Sampling happens among queries with a relevant passage (q1, q2), never q3.
-    subsets = {
-        tuple(
-            hard_negative_table(first_stage, qrels, TOPICS, DocTexts(DOCS), 1, 3, seed=seed)[
-                "query_id"
-            ].unique()
-        )
-        for seed in range(20)
-    }
-    assert subsets == {("q1",), ("q2",)}
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def test_write_read_table_round_trip_and_stats(
-    tmp_path: Path, first_stage: pd.DataFrame, qrels: pd.DataFrame
-) -> None:
-    table = hard_negative_table(first_stage, qrels, TOPICS, DocTexts(DOCS), None, 3, seed=0)
-    write_table(table, tmp_path / "table.parquet", tmp_path / "table.json")
-    back = read_table(tmp_path / "table.parquet")
-    pd.testing.assert_frame_equal(back, table, check_dtype=False)
-    assert back["rank"].isna().tolist() == [False] * 3 + [True] * 2 + [False] * 2 + [True]
-    stats = json.loads((tmp_path / "table.json").read_text())
+    stats = json.loads(table.with_suffix(".json").read_text())
     assert stats == {
         "queries": 2,
         "rows": 8,
@@ -243,24 +220,79 @@ def test_write_read_table_round_trip_and_stats(
         "passages_per_query_max": 5,
         "unranked_rows": 3,
         "positive_targets": 5,
+        "depth": 3,
+        "queries_without_relevant": 1,
     }
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "bm25.run",
-        "qrels.txt",
-        "table.json",
-        "table.parquet",
+
+
+def test_hard_negative_table_depth_keeps_retrieved_relevant(
+    first_stage: Path, qrels: pd.DataFrame, tmp_path: Path
+) -> None:
+    rows = table_rows(build_hard_negatives(first_stage, qrels, tmp_path, None, 4))
+    q1 = [row for row in rows if row[0] == "q1"]
+    assert [(d, r, t) for _, d, r, t in q1] == [
+        ("d1", 1, 0.0),
+        ("d2", 2, 2.0),
+        ("d3", 3, 0.0),
+        ("d4", 4, 1.0),
+        ("d9", None, 3.0),
     ]
 
 
-def test_table_stats_empty() -> None:
-    stats = table_stats(expected_table([]))
-    assert stats["queries"] == stats["rows"] == stats["unranked_rows"] == 0
-    assert stats["passages_per_query_mean"] == 0.0
+def test_hard_negative_table_query_subset(
+    first_stage: Path, qrels: pd.DataFrame, tmp_path: Path
+) -> None:
+    # Sampling happens among queries with a relevant passage (q1, q2), never q3.
+    subsets = {
+        tuple(
+            dict.fromkeys(
+                row[0]
+                for row in table_rows(
+                    build_hard_negatives(first_stage, qrels, tmp_path, 1, 3, seed=seed)
+                )
+            )
+        )
+        for seed in range(20)
+    }
+    assert subsets == {("q1",), ("q2",)}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_read_table_as_arrays(first_stage: Path, qrels: pd.DataFrame, tmp_path: Path) -> None:
+    table = read_table(build_hard_negatives(first_stage, qrels, tmp_path, None, 3))
+    assert table.query_ids == ["q1", "q2"]
+    assert table.offsets.tolist() == [0, 5, 8]
+    assert table.doc_ids(range(len(table))) == [row[1] for row in HARD_NEGATIVES_DEPTH_3]
+    assert np.isnan(table.ranks).tolist() == [False] * 3 + [True] * 2 + [False] * 2 + [True]
+    assert table.targets.tolist() == [row[3] for row in HARD_NEGATIVES_DEPTH_3]
+
+
+def test_tables_in_any_order_are_grouped_by_first_appearance() -> None:
+    table = TrainingTable.from_frame(
+        frame(
+            [
+                ("qB", "b3", 3, 0.0),
+                ("qA", "a2", 2, 0.0),
+                ("qB", "b-missed", None, 2.0),
+                ("qB", "b1", 1, 1.0),
+                ("qA", "a1", 1, 3.0),
+                ("qB", "b2", 2, 0.0),
+                ("qA", "a-missed", None, 1.0),
+                ("qC", "c1", 1, 0.0),
+            ]
+        )
+    )
+    assert table.query_ids == ["qB", "qA", "qC"]
+    assert table.offsets.tolist() == [0, 4, 7, 8]
+    assert table.doc_ids(range(8)) == ["b1", "b2", "b3", "b-missed", "a1", "a2", "a-missed", "c1"]
+    assert table.targets.tolist() == [1.0, 0.0, 0.0, 2.0, 3.0, 0.0, 1.0, 0.0]
 
 
 def test_read_table_requires_columns(tmp_path: Path) -> None:
-    expected_table([("q1", "d1", 1, 1.0)]).drop(columns="query").to_parquet(tmp_path / "t.pq")
-    with pytest.raises(ValueError, match=r"t\.pq: training table lacks the columns \['query'\]"):
+    frame([("q1", "d1", 1, 1.0)]).drop(columns="target").to_parquet(tmp_path / "t.pq")
+    with pytest.raises(ValueError, match=r"t\.pq: training table lacks the columns \['target'\]"):
         read_table(tmp_path / "t.pq")
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "rules", "schemas", "workflow", "envs")
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "configs", "rules", "schemas", "workflow", "envs")
 
 
 def copy_workflow(target: Path) -> Path:
@@ -36,11 +36,14 @@ def isolated_env(workdir: Path) -> dict[str, str]:
     }
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run Snakemake in ``workdir`` with private caches (``env`` adds or overrides)."""
     return subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
         cwd=workdir,
-        env=isolated_env(workdir),
+        env={**isolated_env(workdir), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -18,7 +18,7 @@ Relevance (graded 0-3) follows from the concepts, so the qrels are exact.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,17 +72,29 @@ class DemoCollection:
     qrels: dict[str, pd.DataFrame]  # subset -> qrels frame
 
 
-class _WordFactory:
-    """Unique pronounceable pseudo-words (consonant-vowel syllables), seeded."""
+class WordFactory:
+    """Unique pronounceable pseudo-words (consonant-vowel syllables), seeded.
 
-    def __init__(self, rng: random.Random) -> None:
+    Other onsets and nuclei (e.g. clusters ``("st", "pr")``) give another "language"
+    over the same letters, as the TIREx-like demo corpora use."""
+
+    def __init__(
+        self,
+        rng: random.Random,
+        consonants: Sequence[str] = CONSONANTS,
+        vowels: Sequence[str] = VOWELS,
+        reserved: Iterable[str] = QUESTION_WORDS,
+    ) -> None:
         self._rng = rng
-        self._used: set[str] = set(QUESTION_WORDS)
+        self._consonants = consonants
+        self._vowels = vowels
+        self._used: set[str] = set(reserved)
 
     def new(self, syllables: int) -> str:
         for _ in range(1000):
             word = "".join(
-                self._rng.choice(CONSONANTS) + self._rng.choice(VOWELS) for _ in range(syllables)
+                self._rng.choice(self._consonants) + self._rng.choice(self._vowels)
+                for _ in range(syllables)
             )
             if word not in self._used:
                 self._used.add(word)
@@ -93,7 +105,7 @@ class _WordFactory:
 def generate(settings: DemoSettings) -> DemoCollection:
     """Build the whole demo collection from ``settings.seed``; same seed, same bytes."""
     rng = random.Random(settings.seed)
-    words = _WordFactory(rng)
+    words = WordFactory(rng)
     # Function words come first, so they are the most frequent fillers, as in real text.
     fillers = list(QUESTION_WORDS) + [words.new(2) for _ in range(settings.filler_words)]
     filler_weights = [1.0 / (rank + 1) for rank in range(len(fillers))]  # Zipf-like
@@ -132,9 +144,7 @@ def generate(settings: DemoSettings) -> DemoCollection:
     return DemoCollection(passages=passages, queries=queries, qrels=qrels)
 
 
-def _make_concepts(
-    settings: DemoSettings, rng: random.Random, words: _WordFactory
-) -> list[Concept]:
+def _make_concepts(settings: DemoSettings, rng: random.Random, words: WordFactory) -> list[Concept]:
     concepts = []
     for topic in range(settings.topics):
         for _ in range(settings.concepts_per_topic):

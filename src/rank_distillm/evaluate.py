@@ -1,15 +1,16 @@
-"""Per-query evaluation of runs (ir_measures), aggregation and significance tests."""
+"""Per-query evaluation of runs (ir_measures) and aggregation (significance: see
+``rank_distillm.significance``)."""
 
 from __future__ import annotations
 
 import logging
-import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import ir_measures
+import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rank_distillm.io import QRELS_COLUMNS, RUN_COLUMNS, atomic_output, require_columns
 
@@ -20,6 +21,9 @@ DEFAULT_MEASURES: tuple[str, ...] = ("nDCG@10", "RR@10", "AP@100")
 DISPLAY_NAMES: dict[str, str] = {"AP@100": "MAP@100"}
 
 PER_QUERY_COLUMNS = ("query_id", "measure", "value")
+#: Optional per-query column: 1 if the run contained the query, 0 if it was filled with 0
+#: (the intersection query rule needs it). Files written before it existed lack it.
+IN_RUN = "in_run"
 
 
 def display_name(measure: str) -> str:
@@ -30,20 +34,57 @@ def _preview(ids: Sequence[str], n: int = 5) -> str:
     return ", ".join(ids[:n]) + (", ..." if len(ids) > n else "")
 
 
-def evaluate_run(
-    run: pd.DataFrame, qrels: pd.DataFrame, measures: Sequence[str] = DEFAULT_MEASURES
-) -> pd.DataFrame:
-    """Per-query values (long format: query_id, measure, value) of ``run`` against ``qrels``.
+def at_relevance_level(measure: Any, level: int) -> Any:
+    """A binary measure (one with a ``rel`` parameter: RR, AP, P, R, ...) counting grade
+    >= ``level`` as relevant, as ``trec_eval -l level``; graded measures (nDCG) as they are."""
+    if level != 1 and "rel" in measure.SUPPORTED_PARAMS:
+        return measure(rel=level)
+    return measure
 
-    The run is evaluated in rank order: scores are replaced by ``-rank`` so that ties in the
-    scores (and the providers' different tie-breaking) cannot reorder documents. The judged
+
+def binary_measures(measures: Sequence[str]) -> list[str]:
+    """The measures a relevance level changes (for the table's notes)."""
+    return [m for m in measures if "rel" in ir_measures.parse_measure(m).SUPPORTED_PARAMS]
+
+
+def relevance_notes(measures: Sequence[str], levels: Mapping[str, int]) -> list[str]:
+    """One line per relevance level: which measures count which grade as relevant where."""
+    binary = [display_name(m) for m in binary_measures(measures)]
+    by_level: dict[int, list[str]] = {}
+    for label, level in levels.items():
+        by_level.setdefault(level, []).append(label)
+    return [
+        f"{', '.join(binary)} count grade >= {level} as relevant (trec_eval -l {level}) "
+        f"on {', '.join(labels)}; nDCG uses the graded labels."
+        for level, labels in by_level.items()
+        if binary
+    ]
+
+
+def evaluate_run(
+    run: pd.DataFrame,
+    qrels: pd.DataFrame,
+    measures: Sequence[str] = DEFAULT_MEASURES,
+    relevance_level: int = 1,
+) -> pd.DataFrame:
+    """Per-query values (long format: query_id, measure, value, in_run) of ``run`` against
+    ``qrels``; ``in_run`` is 1 where the run contained the query, 0 where it was filled.
+
+    Binary measures count grade >= ``relevance_level`` as relevant (TREC DL passage
+    judgements: 2); values are stored under the configured measure names.
+
+    The run is evaluated in rank order: scores are replaced by each row's position (equal
+    ranks in frame order), so that ties in the scores (and the providers' different
+    tie-breaking) cannot reorder documents. The judged
     query set is the qrels' queries: judged queries missing from the run score 0, run queries
     without qrels are dropped. Both counts are logged and stored in ``result.attrs``
     (``filled_missing``, ``dropped_unjudged``).
     """
     require_columns(run, RUN_COLUMNS[:3], "run")
     require_columns(qrels, QRELS_COLUMNS, "qrels")
-    parsed = {ir_measures.parse_measure(m): m for m in measures}
+    parsed = {
+        at_relevance_level(ir_measures.parse_measure(m), relevance_level): m for m in measures
+    }
     if len(parsed) != len(measures):
         raise ValueError(f"duplicate measures in {list(measures)}")
 
@@ -66,7 +107,6 @@ def evaluate_run(
         raise ValueError("run has missing ranks")
     for df, keys, what in (
         (run, ["query_id", "doc_id"], "run has duplicate (query_id, doc_id)"),
-        (run, ["query_id", "rank"], "run has duplicate ranks within a query"),
         (qrels, ["query_id", "doc_id"], "qrels have duplicate (query_id, doc_id)"),
     ):
         dup = df.duplicated(keys, keep=False)
@@ -92,7 +132,9 @@ def evaluate_run(
         {
             "query_id": run["query_id"],
             "doc_id": run["doc_id"],
-            "score": -run["rank"].astype(float),
+            # Each row's position in rank order; equal ranks keep the frame's order (the
+            # order io.read_run gives them), so no provider's tie-breaking can reorder.
+            "score": -_positions(run),
         }
     )
     values = {
@@ -102,13 +144,24 @@ def evaluate_run(
     # ir_measures 0.4.3 already yields each measure's default (0) for judged queries without
     # results; filling here keeps that guarantee independent of the provider/version.
     rows = [
-        (qid, measure, values.get((measure, qid), 0.0)) for measure in measures for qid in judged
+        (qid, measure, values.get((measure, qid), 0.0), int(qid in run_queries))
+        for measure in measures
+        for qid in judged
     ]
-    result = pd.DataFrame(rows, columns=list(PER_QUERY_COLUMNS))
+    result = pd.DataFrame(rows, columns=[*PER_QUERY_COLUMNS, IN_RUN])
     result["value"] = result["value"].astype(float)
     result.attrs["filled_missing"] = len(missing)
     result.attrs["dropped_unjudged"] = len(unjudged)
     return result
+
+
+def _positions(run: pd.DataFrame) -> np.ndarray:
+    """1-based position of each row within its query when ordered by rank (stable)."""
+    order = np.lexsort((run["rank"].to_numpy(), pd.factorize(run["query_id"])[0]))
+    positions = np.empty(len(run), dtype=np.float64)
+    ordered = run.iloc[order]
+    positions[order] = ordered.groupby("query_id", sort=False).cumcount().to_numpy() + 1
+    return positions
 
 
 def aggregate(per_query: pd.DataFrame) -> pd.DataFrame:
@@ -121,49 +174,29 @@ def aggregate(per_query: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_per_query(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write a per-query frame as TSV (header ``query_id measure value``), atomically."""
+    """Write a per-query frame as TSV (header ``query_id measure value``, then ``in_run``
+    where the frame has it), atomically."""
     require_columns(df, PER_QUERY_COLUMNS, "per-query frame")
+    columns = [*PER_QUERY_COLUMNS, *([IN_RUN] if IN_RUN in df.columns else [])]
     with atomic_output(path) as tmp:
-        df.loc[:, list(PER_QUERY_COLUMNS)].to_csv(tmp, sep="\t", index=False)
+        df.loc[:, columns].to_csv(tmp, sep="\t", index=False)
 
 
 def read_per_query(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a TSV written by :func:`write_per_query`; ids stay strings."""
+    """Read a TSV written by :func:`write_per_query`; ids stay strings, ``in_run`` (where
+    the file has it) becomes bool."""
     df = pd.read_csv(path, sep="\t", dtype=str, na_filter=False)
-    if tuple(df.columns) != PER_QUERY_COLUMNS:
-        raise ValueError(f"{path}: expected header {PER_QUERY_COLUMNS}, got {tuple(df.columns)}")
+    if tuple(df.columns) not in (PER_QUERY_COLUMNS, (*PER_QUERY_COLUMNS, IN_RUN)):
+        raise ValueError(
+            f"{path}: expected header {PER_QUERY_COLUMNS} (optionally followed by "
+            f"{IN_RUN!r}), got {tuple(df.columns)}"
+        )
     df["value"] = df["value"].astype(float)
+    if IN_RUN in df.columns:
+        flags = df[IN_RUN]
+        bad = ~flags.isin(["0", "1"])
+        if bad.any():
+            line = int(bad.to_numpy().argmax()) + 2
+            raise ValueError(f"{path}:{line}: {IN_RUN} must be 0 or 1, got {flags[bad].iloc[0]!r}")
+        df[IN_RUN] = flags == "1"
     return df
-
-
-def paired_t_test(a: pd.Series, b: pd.Series) -> float:
-    """Two-sided paired t-test p-value of per-query values ``a`` vs ``b``, aligned by index.
-
-    Both series must cover the same queries. Identical values (all differences 0) give
-    p = 1.0 rather than scipy's NaN.
-    """
-    if a.index.has_duplicates or b.index.has_duplicates:
-        raise ValueError("paired_t_test: duplicate query ids in the index")
-    if set(a.index) != set(b.index):
-        only = sorted(map(str, set(a.index) ^ set(b.index)))
-        raise ValueError(f"paired_t_test: query sets differ ({len(only)}: {_preview(only)})")
-    if len(a) < 2:
-        raise ValueError("paired_t_test needs at least 2 queries")
-    x = a.astype(float)
-    y = b.reindex(a.index).astype(float)
-    if (x - y).eq(0).all():
-        return 1.0
-    return float(stats.ttest_rel(x.to_numpy(), y.to_numpy()).pvalue)
-
-
-def holm_correction(p_values: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values, in the input order."""
-    if any(math.isnan(p) for p in p_values):
-        raise ValueError("holm_correction: NaN p-value")
-    m = len(p_values)
-    adjusted = [0.0] * m
-    running = 0.0
-    for i, idx in enumerate(sorted(range(m), key=lambda j: p_values[j])):
-        running = max(running, min(1.0, (m - i) * p_values[idx]))
-        adjusted[idx] = running
-    return adjusted

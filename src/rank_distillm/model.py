@@ -20,6 +20,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import ElectraConfig, ElectraModel, PreTrainedTokenizerBase
 
+from rank_distillm import encoder
+
 LOGGER = logging.getLogger(__name__)
 
 #: Keys lightning-ir adds to the backbone's config; it recognises its checkpoints by
@@ -61,14 +63,23 @@ class CrossEncoder(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor,
     ) -> torch.Tensor:
-        hidden = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
-        return self.linear(hidden[:, 0]).squeeze(-1)
+        """One score per pair. Without autograd (re-ranking) the lean ``[CLS]``-only pass
+        of :mod:`rank_distillm.encoder` runs; training keeps transformers' forward."""
+        if not torch.is_grad_enabled() and encoder.supports(self.backbone):
+            cls = encoder.cls_vectors(self.backbone, input_ids, attention_mask, token_type_ids)
+        else:
+            cls = self.backbone(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state[:, 0]
+        return self.linear(cls).squeeze(-1)
 
     def freeze_position_embeddings(self) -> None:
         """The paper trained with frozen position embeddings."""
         self.backbone.embeddings.position_embeddings.weight.requires_grad_(False)
+
+
+#: Characters read per token allowed before a text is cut (English WordPiece: ~5).
+CHARS_PER_TOKEN = 10
 
 
 @dataclass(frozen=True)
@@ -80,12 +91,35 @@ class PairEncoder:
     doc_length: int
 
     def token_ids(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
+        """The first ``max_length`` token ids of each text, without special tokens.
+
+        A long document is not tokenised whole: it is cut at the last space before
+        ``CHARS_PER_TOKEN * max_length`` characters, which leaves every word before the
+        cut as the full text would tokenise it. If the cut text has fewer than
+        ``max_length`` tokens (very long words or whitespace runs), the whole text is
+        tokenised instead, so the ids always equal full tokenisation's.
+        """
         if not texts:
             return []
-        encoded = self.tokenizer(
-            list(texts), add_special_tokens=False, truncation=True, max_length=max_length
-        )
-        return encoded["input_ids"]
+        limit = CHARS_PER_TOKEN * max_length
+        heads = [_head(text, limit) for text in texts]
+        ids = self._encode(heads, max_length)
+        again = [
+            i
+            for i, (text, head) in enumerate(zip(texts, heads, strict=True))
+            if len(head) < len(text) and len(ids[i]) < max_length
+        ]
+        if again:
+            for i, row in zip(
+                again, self._encode([texts[i] for i in again], max_length), strict=True
+            ):
+                ids[i] = row
+        return ids
+
+    def _encode(self, texts: list[str], max_length: int) -> list[list[int]]:
+        return self.tokenizer(
+            texts, add_special_tokens=False, truncation=True, max_length=max_length
+        )["input_ids"]
 
     def query_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return self.token_ids(texts, self.query_length)
@@ -120,6 +154,15 @@ class PairEncoder:
             "attention_mask": attention_mask,
             "token_type_ids": token_type_ids,
         }
+
+
+def _head(text: str, limit: int) -> str:
+    """``text`` up to its last space within ``limit`` characters (``text`` itself if short
+    enough or without such a space). Every tokenizer's pre-tokeniser splits at a space."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit + 1)
+    return text[:cut] if cut > 0 else text
 
 
 def resolve(name_or_path: str) -> Path:

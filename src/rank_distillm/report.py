@@ -1,179 +1,367 @@
-"""The "model zoo" table (Markdown + CSV) and bar chart of all systems' effectiveness."""
+"""The model-zoo table (Markdown, CSV, LaTeX, HTML) and bar chart, with significance
+markers and the paper's figures beside.
+
+A table cell is one system's run of one first stage's candidates on one evaluation set:
+the columns are (first stage, evaluation set) pairs, plus the mean over each first
+stage's evaluation sets (the paper's "TREC DL 19/20" figure). Each row is tested against
+a baseline row per evaluation set (``rank_distillm.significance``).
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
+from rank_distillm import significance, table_formats
 from rank_distillm.evaluate import DEFAULT_MEASURES, display_name
-from rank_distillm.io import atomic_output
+from rank_distillm.io import atomic_output, atomic_write_text, require_columns
+from rank_distillm.report_plots import bar_chart, save_png
 
 logger = logging.getLogger(__name__)
 
-METRICS_COLUMNS = ("system", "dataset", "query_id", "measure", "value")
+METRICS_COLUMNS = ("row", "system", "first_stage", "dataset", "query_id", "measure", "value")
+MEAN = "mean"
+#: The TIREx column's "set" (its references key) and label.
+TIREX = "tirex"
+TIREX_LABEL = "TIREx"
+PathLike = str | os.PathLike[str]
 
 
-def _first_seen(values: pd.Series) -> list[str]:
-    return list(dict.fromkeys(values))
+@dataclass(frozen=True)
+class Column:
+    """A (first stage, evaluation set) cell column, or a first stage's mean (dataset "mean")."""
+
+    first_stage: str
+    dataset: str
+    label: str
 
 
-def _ordered_measures(primary: str, measures: Sequence[str]) -> list[str]:
-    return [primary, *(m for m in measures if m != primary)]
+def columns_of(
+    metrics: pd.DataFrame, first_stages: Mapping[str, str], evaluation: Mapping[str, str]
+) -> list[Column]:
+    """Columns in config order; a first stage gets a mean column when it has several sets.
+
+    Labels name the first stage only when there are several (the demo's single BM25 stage
+    gives ``DL19 (demo)``, the paper's ``BM25 DL19``).
+    """
+    present = set(zip(metrics["first_stage"], metrics["dataset"], strict=True))
+    several = len({stage for stage, _ in present}) > 1
+    columns = []
+    for stage, stage_label in first_stages.items():
+        sets = [split for split in evaluation if (stage, split) in present]
+        prefix = f"{stage_label} " if several else ""
+        columns += [Column(stage, split, prefix + evaluation[split]) for split in sets]
+        if len(sets) > 1:
+            columns.append(Column(stage, MEAN, prefix + MEAN))
+    return columns
 
 
 def model_zoo_table(
-    metrics: pd.DataFrame, primary: str = "nDCG@10", measures: Sequence[str] = DEFAULT_MEASURES
+    metrics: pd.DataFrame,
+    first_stages: Mapping[str, str],
+    evaluation: Mapping[str, str],
+    primary: str = "nDCG@10",
+    measures: Sequence[str] = DEFAULT_MEASURES,
+    references: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    tirex: Mapping[str, float] | None = None,
+    tirex_stage: str | None = None,
+    rows: Sequence[tuple[str, str]] | None = None,
+    tests: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per system (index ``system``, first-appearance order) with mean values.
+    """One row per table row (index: its label) with mean values: ``rows`` (key, label)
+    in order, also those without any cell (e.g. a teacher with only the paper's figures),
+    or the rows of ``metrics`` in first-appearance order.
 
-    Columns: ``<measure> <dataset>`` per measure (primary first) and dataset, ``<measure> mean``
-    (the mean of the per-dataset means, as in the paper's "TREC DL 19/20" column; NaN if any
-    dataset is missing) and ``queries <dataset>`` (queries evaluated for the primary measure).
-    Measures are labelled with their display names (AP@100 -> MAP@100).
+    Columns: ``<measure> <column>`` per measure (primary first) and column, where a mean
+    column is the mean of the per-set means (NaN if a set is missing); ``queries <column>``
+    (queries evaluated, primary measure); and, where ``references`` (row key -> first
+    stage -> set or "mean" -> value) has the primary measure, ``paper <column>`` and
+    ``diff <column>`` (reproduced - paper). ``tirex`` (row key -> the TIREx figure, the
+    mean over corpus groups) adds the primary measure's ``TIREx`` column; its references
+    are ``references[row][tirex_stage]["tirex"]``. ``tests`` (from
+    :func:`significance_tests`) add ``sig <measure> <column>`` (the marker) and
+    ``p <measure> <column>`` (the Holm-adjusted p-value) per evaluation-set column.
     """
-    missing_cols = [c for c in METRICS_COLUMNS if c not in metrics.columns]
-    if missing_cols:
-        raise ValueError(f"metrics frame lacks columns {missing_cols}")
-    measures = _ordered_measures(primary, measures)
+    require_columns(metrics, METRICS_COLUMNS, "metrics frame")
+    measures = [primary, *(m for m in measures if m != primary)]
     absent = [m for m in measures if m not in set(metrics["measure"])]
     if absent:
         raise ValueError(f"measures {absent} not in metrics ({sorted(set(metrics['measure']))})")
-    dup = metrics.duplicated(["system", "dataset", "query_id", "measure"], keep=False)
-    if dup.any():
-        raise ValueError(f"duplicate per-query rows: {metrics.loc[dup].head(3).to_dict('records')}")
-
-    systems = _first_seen(metrics["system"])
-    datasets = _first_seen(metrics["dataset"])
-    selected = metrics[metrics["measure"].isin(measures)]
-    means = selected.groupby(["system", "dataset", "measure"])["value"].mean()
+    keys = ["row", "first_stage", "dataset", "query_id", "measure"]
+    duplicated = metrics.duplicated(keys, keep=False)
+    if duplicated.any():
+        raise ValueError(
+            f"duplicate per-query rows: {metrics[duplicated].head(3).to_dict('records')}"
+        )
+    if rows is None:
+        rows = list(dict.fromkeys(zip(metrics["row"], metrics["system"], strict=True)))
+    rows = [tuple(row) for row in rows]
+    labels = [label for _, label in rows]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"two table rows share a label: {labels}")
+    columns = columns_of(metrics, first_stages, evaluation)
+    means = metrics.groupby(["row", "first_stage", "dataset", "measure"])["value"].mean()
     counts = (
-        metrics[metrics["measure"] == primary].groupby(["system", "dataset"])["query_id"].nunique()
+        metrics[metrics["measure"] == primary]
+        .groupby(["row", "first_stage", "dataset"])["query_id"]
+        .nunique()
     )
 
-    table = pd.DataFrame(index=pd.Index(systems, name="system"))
+    table = pd.DataFrame(index=pd.Index(labels, name="system"))
     for measure in measures:
         name = display_name(measure)
-        cols = [f"{name} {d}" for d in datasets]
-        for col, d in zip(cols, datasets, strict=True):
-            table[col] = [float(means.get((s, d, measure), np.nan)) for s in systems]
-        table[f"{name} mean"] = table[cols].mean(axis=1, skipna=False)
-    for d in datasets:
-        table[f"queries {d}"] = [int(counts.get((s, d), 0)) for s in systems]
-        present = {n for n in table[f"queries {d}"] if n > 0}
+        for column in columns:
+            if column.dataset == MEAN:
+                parts = [
+                    f"{name} {c.label}"
+                    for c in columns
+                    if c.first_stage == column.first_stage and c.dataset != MEAN
+                ]
+                table[f"{name} {column.label}"] = table[parts].mean(axis=1, skipna=False)
+                continue
+            key = (column.first_stage, column.dataset, measure)
+            table[f"{name} {column.label}"] = [
+                float(means.get((row, *key), np.nan)) for row, _ in rows
+            ]
+        if tirex is not None and measure == primary:
+            table[f"{name} {TIREX_LABEL}"] = [tirex.get(row, np.nan) for row, _ in rows]
+    for column in (c for c in columns if c.dataset != MEAN):
+        cells = [int(counts.get((row, column.first_stage, column.dataset), 0)) for row, _ in rows]
+        table[f"queries {column.label}"] = cells
+        present = {n for n in cells if n > 0}
         if len(present) > 1:
             logger.warning(
-                "systems were evaluated on different query counts for %s: %s", d, present
+                "rows were evaluated on different query counts for %s: %s", column.label, present
             )
+    if tests is not None:
+        _add_tests(table, rows, columns, tests, measures)
+    if references:
+        if tirex is not None:
+            columns = [*columns, Column(tirex_stage or "", TIREX, TIREX_LABEL)]
+        _add_references(table, rows, columns, references, display_name(primary))
     return table
 
 
-def _fmt(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.3f}"
-
-
-def _markdown(
+def _add_tests(
     table: pd.DataFrame,
-    columns: list[str],
+    rows: list[tuple[str, str]],
+    columns: list[Column],
+    tests: pd.DataFrame,
+    measures: Sequence[str],
+) -> None:
+    by_cell = tests.set_index(["row", "first_stage", "dataset", "measure"])
+    for measure in measures:
+        name = display_name(measure)
+        for column in (c for c in columns if c.dataset != MEAN):
+            keys = [(row, column.first_stage, column.dataset, measure) for row, _ in rows]
+            found = [by_cell.loc[key] if key in by_cell.index else None for key in keys]
+            table[f"sig {name} {column.label}"] = [
+                "" if test is None else test["marker"] for test in found
+            ]
+            table[f"p {name} {column.label}"] = [
+                math.nan if test is None else test["p_holm"] for test in found
+            ]
+
+
+def significance_tests(metrics: pd.DataFrame, settings: significance.Settings) -> pd.DataFrame:
+    """Every row against the baseline row, per (first stage, evaluation set) and measure
+    (see ``significance.paired_tests``); ``metrics`` as restricted by the query rule."""
+    require_columns(metrics, METRICS_COLUMNS, "metrics frame")
+    return significance.paired_tests(metrics, settings, cell=("first_stage", "dataset"))
+
+
+def _reference(
+    references: Mapping[str, Mapping[str, Mapping[str, float]]],
+    row: str,
+    column: Column,
+    columns: list[Column],
+) -> float:
+    """The paper's figure for a cell; a mean the paper does not state is the mean of its
+    sets' figures when it has them all."""
+    given = references.get(row, {}).get(column.first_stage, {})
+    if column.dataset in given:
+        return float(given[column.dataset])
+    if column.dataset != MEAN:
+        return math.nan
+    parts = [
+        c.dataset
+        for c in columns
+        if c.first_stage == column.first_stage and c.dataset not in (MEAN, TIREX)
+    ]
+    if parts and all(part in given for part in parts):
+        return float(np.mean([given[part] for part in parts]))
+    return math.nan
+
+
+def _add_references(
+    table: pd.DataFrame,
+    rows: list[tuple[str, str]],
+    columns: list[Column],
+    references: Mapping[str, Mapping[str, Mapping[str, float]]],
+    name: str,
+) -> None:
+    for column in columns:
+        values = np.array([_reference(references, row, column, columns) for row, _ in rows])
+        if np.isnan(values).all():
+            continue
+        reproduced = table[f"{name} {column.label}"]
+        table[f"paper {name} {column.label}"] = values
+        table[f"diff {name} {column.label}"] = reproduced.to_numpy() - values
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where :func:`write_model_zoo` writes: ``md``, ``csv``, ``tex``, ``html``, ``png`` and
+    ``tests`` (every test, one per line)."""
+
+    md: PathLike
+    csv: PathLike
+    tex: PathLike
+    html: PathLike
+    png: PathLike
+    tests: PathLike
+
+
+def display_table(
+    table: pd.DataFrame,
+    columns: Sequence[Column],
+    first_stages: Mapping[str, str],
+    name: str,
     title: str,
     notes: Sequence[str],
-    csv_name: str,
-    measures: list[str],
-) -> str:
-    lines = [f"# {title}", ""]
-    lines.append("| System | " + " | ".join(columns) + " |")
-    lines.append("|---|" + "---:|" * len(columns))
-    best = {}
-    for col in columns:
-        rounded = table[col].round(3)
-        best[col] = rounded.max() if rounded.notna().any() else math.nan
-    for system, row in table.iterrows():
-        cells = []
-        for col in columns:
-            text = _fmt(row[col])
-            if not math.isnan(row[col]) and round(row[col], 3) == best[col]:
-                text = f"**{text}**"
-            cells.append(text)
-        name = str(system).replace("|", "\\|")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append("")
-    mean_note = "mean: arithmetic mean of the per-dataset means (not pooled over queries)."
-    for note in [*notes, mean_note]:
-        lines.append(f"- {note}")
-    lines.append("")
-    names = ", ".join(display_name(m) for m in measures)
-    lines.append(
-        f"All measures ({names}) per dataset, their means and the query counts are in `{csv_name}`."
+) -> table_formats.DisplayTable:
+    """The primary measure's cells of ``table`` (from :func:`model_zoo_table`) as shown;
+    with several first stages, each column is grouped under its first stage (the TIREx
+    column stands alone)."""
+    keys = [f"{name} {column.label}" for column in columns]
+    grouped = len({c.first_stage for c in columns if c.dataset != TIREX}) > 1
+    groups = labels = None
+    if grouped:
+        groups = ["" if c.dataset == TIREX else first_stages[c.first_stage] for c in columns]
+        labels = [
+            c.label.removeprefix(f"{group} ") for c, group in zip(columns, groups, strict=True)
+        ]
+    else:
+        labels = [c.label for c in columns]
+    markers = [
+        [str(row.get(f"sig {key}", "") or "") for key in keys] for _, row in table.iterrows()
+    ]
+    references = np.array(
+        [[row.get(f"paper {key}", math.nan) for key in keys] for _, row in table.iterrows()],
+        dtype=float,
+    ).reshape(len(table), len(keys))
+    return table_formats.DisplayTable(
+        title=title,
+        rows=[str(label) for label in table.index],
+        columns=labels,
+        groups=groups,
+        values=table[keys].to_numpy(dtype=float).reshape(len(table), len(keys)),
+        markers=markers,
+        references=references if np.isfinite(references).any() else None,
+        notes=list(notes),
+        measure=name,
     )
-    return "\n".join(lines) + "\n"
 
 
-def _bar_chart(table: pd.DataFrame, columns: list[str], title: str, xlabel: str) -> Figure:
-    systems = list(table.index)
-    n_groups = len(columns)
-    height = 0.8 / n_groups
-    fig = Figure(figsize=(8, 1.0 + 0.3 * n_groups * len(systems) + 0.3 * len(systems)))
-    ax = fig.add_subplot()
-    y = np.arange(len(systems))
-    for i, col in enumerate(columns):
-        values = table[col].to_numpy(dtype=float)
-        bars = ax.barh(
-            y + (i - (n_groups - 1) / 2) * height,
-            values,
-            height,
-            label=col.removeprefix(f"{xlabel} "),
-        )
-        labels = ["" if math.isnan(v) else _fmt(v) for v in values]
-        ax.bar_label(bars, labels=labels, padding=2, fontsize=8)
-    shown = table[columns].to_numpy(dtype=float)
-    top = float(np.nanmax(shown)) if np.isfinite(shown).any() else 1.0
-    ax.set_xlim(0, max(top, 1e-9) * 1.15)
-    ax.set_yticks(y, [str(s) for s in systems])
-    ax.invert_yaxis()  # first system on top, as in the table
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("System")
-    ax.set_title(title)
-    ax.legend(
-        loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=min(n_groups, 4), frameon=False
+def _table_notes(
+    tests: pd.DataFrame | None,
+    settings: significance.Settings | None,
+    baseline_label: str,
+    name: str,
+    notes: Sequence[str],
+) -> list[str]:
+    found = [f"Cells: {name}; the best value per column in bold."]
+    if tests is not None and settings is not None:
+        compared = sorted(set(tests.groupby(["first_stage", "dataset", "measure"]).size()))
+        found.append(significance.describe(settings, baseline_label, compared, name))
+        found.append(significance.describe_rule(settings.rule))
+    found.append(
+        "mean: arithmetic mean of the per-set means of one first stage (not pooled over queries)."
     )
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_axisbelow(True)
-    return fig
+    return [*found, *notes]
 
 
 def write_model_zoo(
     metrics: pd.DataFrame,
-    md_path: str | os.PathLike[str],
-    csv_path: str | os.PathLike[str],
-    png_path: str | os.PathLike[str],
+    outputs: Outputs,
+    first_stages: Mapping[str, str],
+    evaluation: Mapping[str, str],
     title: str,
     notes: Sequence[str] = (),
     *,
+    references: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    tirex: Mapping[str, float] | None = None,
+    tirex_stage: str | None = None,
+    rows: Sequence[tuple[str, str]] | None = None,
     primary: str = "nDCG@10",
     measures: Sequence[str] = DEFAULT_MEASURES,
+    settings: significance.Settings | None = None,
+    latex_label: str = "tab:model-zoo",
 ) -> pd.DataFrame:
-    """Write the model zoo as CSV (all measures), Markdown and PNG (primary measure only).
-
-    Returns the full table. Each file is written atomically.
-    """
-    table = model_zoo_table(metrics, primary=primary, measures=measures)
+    """Write the model zoo: CSV (all measures, markers and Holm-adjusted p-values), the
+    tests (one per line), and Markdown, LaTeX, HTML and PNG (primary measure). With
+    ``settings``, the query rule restricts the queries of means and tests, and every row
+    is tested against ``settings.baseline``. Each file is written atomically."""
+    ordered = [primary, *(m for m in measures if m != primary)]
+    tests = None
+    baseline_label = ""
+    if settings is not None:
+        metrics = significance.restrict_queries(metrics, settings.rule, ("first_stage", "dataset"))
+        tests = significance_tests(metrics, settings)
+        labels = dict(zip(metrics["row"], metrics["system"], strict=True))
+        labels.update(dict(rows or []))
+        baseline_label = str(labels.get(settings.baseline, settings.baseline))
+    table = model_zoo_table(
+        metrics,
+        first_stages,
+        evaluation,
+        primary,
+        ordered,
+        references,
+        tirex=tirex,
+        tirex_stage=tirex_stage,
+        rows=rows,
+        tests=tests,
+    )
     name = display_name(primary)
-    datasets = _first_seen(metrics["dataset"])
-    columns = [f"{name} {d}" for d in datasets] + [f"{name} mean"]
-    ordered = _ordered_measures(primary, measures)
-
-    with atomic_output(csv_path) as tmp:
-        table.to_csv(tmp, float_format="%.4f")
-    with atomic_output(md_path) as tmp:
-        text = _markdown(table, columns, title, notes, Path(csv_path).name, ordered)
-        tmp.write_text(text, encoding="utf-8")
-    fig = _bar_chart(table, columns, title, name)
-    with atomic_output(png_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    columns = columns_of(metrics, first_stages, evaluation)
+    if tirex is not None:
+        columns.append(Column(tirex_stage or "", TIREX, TIREX_LABEL))
+    notes = _table_notes(tests, settings, baseline_label, name, notes)
+    shown = display_table(table, columns, first_stages, name, title, notes)
+    footer = [
+        f"All measures ({', '.join(display_name(m) for m in ordered)}) per column and the "
+        f"query counts are in `{Path(outputs.csv).name}`"
+        + (
+            ", with the markers and Holm-adjusted p-values (`p ...`); every test (t, p, "
+            f"queries) is in `{Path(outputs.tests).name}`."
+            if tests is not None
+            else "."
+        )
+    ]
+    with atomic_output(outputs.csv) as tmp:
+        table.to_csv(tmp, float_format="%.6g")
+    with atomic_output(outputs.tests) as tmp:
+        _tests_frame(tests, metrics).to_csv(tmp, index=False, float_format="%.6g")
+    atomic_write_text(outputs.md, table_formats.markdown(shown, footer))
+    atomic_write_text(outputs.tex, table_formats.latex(shown, latex_label))
+    atomic_write_text(outputs.html, table_formats.html_page(shown, footer))
+    save_png(bar_chart(shown), outputs.png)
     return table
+
+
+def _tests_frame(tests: pd.DataFrame | None, metrics: pd.DataFrame) -> pd.DataFrame:
+    """The tests with the rows' labels, for the tests file (empty without settings)."""
+    measure, *rest = significance.TEST_COLUMNS
+    columns = ["first_stage", "dataset", measure, "system", *rest]
+    if tests is None or tests.empty:
+        return pd.DataFrame(columns=columns)
+    labels = metrics.drop_duplicates("row").set_index("row")["system"]
+    return tests.assign(system=tests["row"].map(labels))[columns]

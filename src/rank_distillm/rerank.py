@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rank_distillm import io as trec_io
+from rank_distillm import precision as precisions
 from rank_distillm.model import CrossEncoder, PairEncoder
 
 LOGGER = logging.getLogger(__name__)
@@ -24,18 +26,23 @@ def rerank(
     depth: int = 100,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
+    precision: str = "fp32",
 ) -> pd.DataFrame:
     """Score each query's top ``depth`` passages; return the run ranked by the model.
 
-    Pairs are scored in order of length, so padding is minimal; ties in the model's
-    score keep the first-stage order.
+    Texts are tokenised once each, pairs are scored in order of length, so padding is
+    minimal; ties in the model's score keep the first-stage order. ``precision`` is a
+    config value (``auto``, ``fp32``, ``bf16``; see :mod:`rank_distillm.precision`).
     """
+    chosen = precisions.choose(precision, device)
+    precisions.log_choice(chosen, "re-ranking")
     candidates = trec_io.truncate_run(run, depth)
     missing = sorted(set(candidates["query_id"]) - set(query_texts))
     if missing:
         raise KeyError(f"{len(missing)} run queries have no text (first: {missing[:5]})")
+    query_ids = candidates["query_id"].drop_duplicates().tolist()
     query_tokens = dict(
-        zip(query_texts, encoder.query_ids(list(query_texts.values())), strict=True)
+        zip(query_ids, encoder.query_ids([query_texts[q] for q in query_ids]), strict=True)
     )
     doc_ids = candidates["doc_id"].drop_duplicates().tolist()
     doc_tokens = dict(zip(doc_ids, encoder.doc_ids([doc_texts[d] for d in doc_ids]), strict=True))
@@ -44,10 +51,22 @@ def rerank(
     order = np.argsort([len(q) + len(d) for q, d in zip(queries, docs, strict=True)], kind="stable")
     scores = np.empty(len(order), dtype=np.float64)
     model.to(device).eval()
-    with torch.inference_mode():
-        for start in tqdm(range(0, len(order), batch_size), desc="re-ranking", mininterval=5):
+    started = time.perf_counter()
+    progress = tqdm(total=len(order), desc="re-ranking", unit="pair", mininterval=5)
+    with torch.inference_mode(), chosen.autocast(device), progress:
+        for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch = encoder.collate([queries[i] for i in chunk], [docs[i] for i in chunk])
-            batch = {key: value.to(device) for key, value in batch.items()}
+            batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
             scores[chunk] = model(**batch).float().cpu().numpy()
+            progress.update(len(chunk))
+    seconds = time.perf_counter() - started
+    LOGGER.info(
+        "re-ranked %d pairs of %d queries in %.1f s (%.1f pairs/s, %s)",
+        len(order),
+        len(query_ids),
+        seconds,
+        len(order) / max(seconds, 1e-9),
+        chosen.dtype,
+    )
     return trec_io.rank_by_score(candidates.assign(score=scores))[trec_io.RUN_COLUMNS]

@@ -1,8 +1,8 @@
-"""Turning a training table into per-query lists of passages with targets.
+"""Turning a training table into per-query lists of passages with targets, and samples.
 
-A training table has one row per (query, passage): ``query_id``, ``query``, ``doc_id``,
-``text``, ``rank`` (position in the first-stage or teacher run; missing for relevant
-passages the run did not retrieve) and ``target`` (higher is better).
+A query list holds row positions into a :class:`~rank_distillm.training_tables.TrainingTable`
+in rank order (relevant passages the run missed last), their targets and whether each
+row was retrieved.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from rank_distillm.io import require_columns
+from rank_distillm.training_tables import TrainingTable
 
 LOGGER = logging.getLogger(__name__)
 
-TABLE_COLUMNS = ["query_id", "query", "doc_id", "text", "rank", "target"]
 SAMPLERS = ("single_relevant", "top")
 
 
@@ -39,23 +37,17 @@ class Sample:
     targets: list[float]
 
 
-def group_queries(table: pd.DataFrame) -> list[QueryList]:
-    """Split the table into per-query candidate lists, keeping first-appearance order."""
-    require_columns(table, TABLE_COLUMNS, "training table")
-    order = table.assign(_row=np.arange(len(table)), _unranked=table["rank"].isna())
-    order = order.sort_values(["_unranked", "rank"], kind="stable")
+def group_queries(table: TrainingTable) -> list[QueryList]:
+    """Per-query candidate lists in table order (views into the table's arrays)."""
     lists = []
-    for query_id, group in order.groupby("query_id", sort=False):
+    rows = np.arange(len(table), dtype=np.int64)
+    in_run = ~np.isnan(table.ranks)
+    for i, query_id in enumerate(table.query_ids):
+        start, stop = table.offsets[i], table.offsets[i + 1]
         lists.append(
-            QueryList(
-                query_id=str(query_id),
-                rows=group["_row"].to_numpy(),
-                targets=group["target"].to_numpy(dtype=np.float64),
-                in_run=~group["_unranked"].to_numpy(),
-            )
+            QueryList(query_id, rows[start:stop], table.targets[start:stop], in_run[start:stop])
         )
-    position = {query_id: i for i, query_id in enumerate(table["query_id"].drop_duplicates())}
-    return sorted(lists, key=lambda item: position[item.query_id])
+    return lists
 
 
 def single_relevant(query: QueryList, negatives: int, rng: random.Random) -> Sample | None:
@@ -97,11 +89,10 @@ def draw(
         raise ValueError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
     samples = []
     for query in queries:
-        sample = (
-            single_relevant(query, negatives, rng)
-            if sampler == "single_relevant"
-            else top(query, depth)
-        )
+        if sampler == "single_relevant":
+            sample = single_relevant(query, negatives, rng)
+        else:
+            sample = top(query, depth)
         if sample is not None:
             samples.append(sample)
     return samples, len(queries) - len(samples)

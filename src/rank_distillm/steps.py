@@ -2,7 +2,8 @@
 
 Each function reads the previous stage's files and writes its own, so a step can be
 run, tested or replaced without Snakemake. ``manifests`` are local collections
-(``datasets.Manifest``) to register before ``dataset_id`` is loaded.
+(``datasets.Manifest``) to register before ``dataset_id`` is loaded. Step names say
+what they write, so they never shadow the library function they call.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from rank_distillm import datasets
 from rank_distillm import io as trec_io
@@ -44,42 +43,74 @@ def make_demo(
     return counts
 
 
-def tiny_backbone(
+def register_local_collection(name: str, entry: Mapping[str, Any], manifest_path: Path) -> None:
+    """Describe a corpus on disk (config ``collections.<name>``), read it all once (building
+    the docstore beside the manifest, failing on malformed files), then write the manifest:
+    written last, it marks the collection ready."""
+    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = datasets.Manifest.from_config(name, entry, manifest_path.parent)
+    counts = datasets.check_collection(manifest)
+    manifest.write(manifest_path)
+    LOGGER.info("local collection %s: %s", name, counts)
+
+
+def make_demo_tirex(settings: Mapping[str, Any], out_dir: Path) -> None:
+    """Generate the demo's TIREx-like corpora under ``out_dir/<name>/`` and build their
+    docstores."""
+    from rank_distillm import demo_tirex
+
+    for name, path in demo_tirex.write(demo_tirex.settings_from_config(settings), out_dir).items():
+        counts = datasets.check_collection(datasets.Manifest.read(path))
+        LOGGER.info("demo TIREx corpus %s: %s", name, counts)
+
+
+def write_docstore_marker(manifests: Paths, corpus: str, out_json: Path) -> None:
+    """Build ``corpus``'s docstore once (ir_datasets downloads the corpus if needed)."""
+    count = datasets.build_docstore(datasets.load(corpus, manifests))
+    trec_io.atomic_write_text(out_json, json.dumps({"corpus": corpus, "docs": count}) + "\n")
+    LOGGER.info("docstore of %s ready: %d documents", corpus, count)
+
+
+def build_tiny_backbone(
     manifests: Paths, collection_id: str, settings: Mapping[str, Any], out_dir: Path
 ) -> None:
     from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra
 
     dataset = datasets.load(collection_id, manifests)
-    texts = (doc.text for doc in dataset.docs_iter())
+    texts = (text for _, text in datasets.iter_doc_texts(dataset))
     parameters = build_tiny_electra(texts, TinyElectraSettings(**settings), out_dir)
     LOGGER.info("tiny ELECTRA backbone with %d parameters in %s", parameters, out_dir)
 
 
-def bm25_index(manifests: Paths, collection_id: str, index_dir: Path) -> None:
+def build_bm25_index(manifests: Paths, corpus: str, index_dir: Path) -> None:
     from rank_distillm.retrieve import build_index
 
-    dataset = datasets.load(collection_id, manifests)
-    build_index(((doc.doc_id, doc.text) for doc in dataset.docs_iter()), index_dir)
+    build_index(datasets.iter_doc_texts(datasets.load(corpus, manifests)), index_dir)
 
 
-def bm25_run(
+def retrieve_bm25_run(
     manifests: Paths,
     dataset_id: str,
     index_dir: Path,
     out_run: Path,
-    k1: float,
-    b: float,
+    settings: Mapping[str, float],
     num_results: int,
 ) -> None:
     from rank_distillm.retrieve import bm25
 
+    k1, b = settings["k1"], settings["b"]
     topics = datasets.topics(datasets.load(dataset_id, manifests))
     run = bm25(index_dir, topics, k1=k1, b=b, num_results=num_results)
+    if run.empty:
+        raise ValueError(
+            f"BM25 retrieved nothing for any of the {len(topics)} queries of {dataset_id} "
+            f"from {index_dir}: is the index built over this query set's corpus?"
+        )
     trec_io.write_run(run, out_run, tag=f"bm25.k1-{k1}.b-{b}")
     LOGGER.info("BM25: %d queries, %d rows -> %s", run["query_id"].nunique(), len(run), out_run)
 
 
-def simulated_teacher_run(
+def write_simulated_teacher_run(
     manifests: Paths,
     dataset_id: str,
     first_stage_run: Path,
@@ -95,7 +126,38 @@ def simulated_teacher_run(
     trec_io.write_run(run, out_run, tag=f"simulated-teacher.noise-{noise}")
 
 
-def teacher_table(
+def write_generated_teacher_run(
+    manifests: Paths,
+    dataset_id: str,
+    first_stage_run: Path,
+    out_run: Path,
+    out_stats: Path,
+    settings: Mapping[str, Any],
+    num_queries: int | None,
+    tag: str,
+) -> None:
+    """An LLM teacher's run (listwise sliding window) of ``first_stage_run``; a killed job
+    resumes from the partial file beside ``out_run``."""
+    from rank_distillm.llm_teacher import GenerationSettings, generate_teacher_run
+    from rank_distillm.texts import DatasetTexts
+
+    generate_teacher_run(
+        first_stage_run,
+        DatasetTexts(datasets.load(dataset_id, manifests)),
+        out_run,
+        GenerationSettings.from_config(settings, f"teachers.{tag}.generate"),
+        num_queries=num_queries,
+        tag=tag,
+        out_stats=out_stats,
+    )
+
+
+def _training_query_ids(manifests: Paths, dataset_id: str) -> set[str]:
+    dataset = datasets.load(dataset_id, manifests)
+    return {query.query_id for query in dataset.queries_iter()}
+
+
+def write_teacher_table(
     manifests: Paths,
     dataset_id: str,
     teacher_run: Path,
@@ -107,19 +169,18 @@ def teacher_table(
 ) -> None:
     from rank_distillm import training_tables
 
-    dataset = datasets.load(dataset_id, manifests)
-    table = training_tables.teacher_table(
-        trec_io.read_run(teacher_run),
-        datasets.topics(dataset),
-        lambda ids: datasets.doc_texts(dataset, ids),
+    training_tables.write_teacher_table(
+        teacher_run,
+        out_table,
+        out_stats,
         num_queries,
         depth,
         seed,
+        known_queries=_training_query_ids(manifests, dataset_id),
     )
-    training_tables.write_table(table, out_table, out_stats)
 
 
-def hard_negative_table(
+def write_hard_negative_table(
     manifests: Paths,
     dataset_id: str,
     first_stage_run: Path,
@@ -131,34 +192,47 @@ def hard_negative_table(
 ) -> None:
     from rank_distillm import training_tables
 
-    dataset = datasets.load(dataset_id, manifests)
-    table = training_tables.hard_negative_table(
-        trec_io.read_run(first_stage_run),
-        datasets.qrels(dataset),
-        datasets.topics(dataset),
-        lambda ids: datasets.doc_texts(dataset, ids),
+    training_tables.write_hard_negative_table(
+        first_stage_run,
+        datasets.qrels(datasets.load(dataset_id, manifests)),
+        out_table,
+        out_stats,
         num_queries,
         depth,
         seed,
+        known_queries=_training_query_ids(manifests, dataset_id),
     )
-    training_tables.write_table(table, out_table, out_stats)
 
 
-def train_model(
-    start: str, table: Path, out_dir: Path, loss_log: Path, settings: Mapping[str, Any]
+def train_checkpoint(
+    start: str,
+    table: Path,
+    manifests: Paths,
+    dataset_id: str,
+    out_dir: Path,
+    loss_log: Path,
+    settings: Mapping[str, Any],
 ) -> None:
+    from rank_distillm.texts import DatasetTexts
     from rank_distillm.train import TrainSettings, train
     from rank_distillm.training_tables import read_table
 
     values = dict(settings)
     if "adam_betas" in values:
         values["adam_betas"] = tuple(values["adam_betas"])
-    summary = train(TrainSettings(**values), str(start), read_table(table), out_dir, loss_log)
+    training_table = read_table(table)
+    texts = DatasetTexts(
+        datasets.load(dataset_id, manifests),
+        query_ids=training_table.query_ids,
+        max_words=values.get("doc_length", 256),
+    )
+    summary = train(TrainSettings(**values), str(start), training_table, texts, out_dir, loss_log)
     LOGGER.info("training summary: %s", json.dumps(summary))
 
 
-def rerank_run(
-    checkpoint: Path,
+def _rerank_run(
+    model: Any,
+    encoder: Any,
     manifests: Paths,
     dataset_id: str,
     first_stage_run: Path,
@@ -166,64 +240,88 @@ def rerank_run(
     depth: int,
     batch_size: int,
     tag: str,
+    device: str | None = None,
+    precision: str = "auto",
 ) -> None:
+    """``device``: ``cuda`` when a GPU is there, else ``cpu``, unless given; ``precision``
+    as :func:`rank_distillm.precision.choose` reads it."""
     import torch
 
-    from rank_distillm.model import PairEncoder, load_cross_encoder
     from rank_distillm.rerank import rerank
 
-    model, tokenizer = load_cross_encoder(str(checkpoint))
-    encoder = PairEncoder(tokenizer, model.query_length, model.doc_length)
     dataset = datasets.load(dataset_id, manifests)
     topics = datasets.topics(dataset)
     run = trec_io.truncate_run(trec_io.read_run(first_stage_run), depth)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     reranked = rerank(
         model,
         encoder,
         run,
         dict(zip(topics["query_id"], topics["text"], strict=True)),
-        datasets.doc_texts(dataset, run["doc_id"]),
+        datasets.doc_texts(dataset, run["doc_id"], max_words=model.doc_length),
         depth=depth,
         batch_size=batch_size,
-        device=device,
+        device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        precision=precision,
     )
     trec_io.write_run(reranked, out_run, tag=tag)
+    LOGGER.info("re-ranked %s (%s) -> %s", first_stage_run, dataset_id, out_run)
 
 
-def evaluate_run(
-    manifests: Paths, dataset_id: str, run: Path, out_tsv: Path, measures: Sequence[str]
+def rerank_first_stages(
+    checkpoint: str,
+    manifests: Paths,
+    jobs: Sequence[Mapping[str, Any]],
+    batch_size: int,
+    tag: str,
+    device: str | None = None,
+    precision: str = "auto",
 ) -> None:
-    from rank_distillm import evaluate
+    """Re-rank several first-stage runs with one checkpoint, loaded once. Each job names
+    ``dataset``, ``first_stage_run``, ``out_run`` and ``depth``; ``device`` and
+    ``precision`` as in :func:`_rerank_run`."""
+    from rank_distillm.model import PairEncoder, load_cross_encoder
 
-    qrels = datasets.qrels(datasets.load(dataset_id, manifests))
-    per_query = evaluate.evaluate_run(trec_io.read_run(run), qrels, measures)
-    evaluate.write_per_query(per_query, out_tsv)
-    LOGGER.info("%s on %s:\n%s", run, dataset_id, evaluate.aggregate(per_query).to_string())
+    model, tokenizer = load_cross_encoder(str(checkpoint))
+    encoder = PairEncoder(tokenizer, model.query_length, model.doc_length)
+    for job in jobs:
+        _rerank_run(
+            model,
+            encoder,
+            manifests,
+            job["dataset"],
+            Path(job["first_stage_run"]),
+            Path(job["out_run"]),
+            job["depth"],
+            batch_size,
+            tag,
+            device,
+            precision,
+        )
 
 
-def model_zoo(
-    metrics: Sequence[tuple[str, str, str | Path]],
-    md_path: Path,
-    csv_path: Path,
-    png_path: Path,
-    title: str,
-    notes: Sequence[str],
+def write_metrics(
+    manifests: Paths,
+    jobs: Sequence[Mapping[str, Any]],
     measures: Sequence[str],
 ) -> None:
-    """``metrics``: (system label, dataset label, per-query TSV) for every table cell."""
-    from rank_distillm import evaluate, report
+    """Per-query measures of runs; each job names ``dataset``, ``run``, ``out_tsv`` and
+    ``relevance_level``."""
+    from rank_distillm import evaluate
 
-    frames = [
-        evaluate.read_per_query(path).assign(system=system, dataset=dataset)
-        for system, dataset, path in metrics
-    ]
-    report.write_model_zoo(
-        pd.concat(frames, ignore_index=True),
-        md_path,
-        csv_path,
-        png_path,
-        title=title,
-        notes=notes,
-        measures=measures,
-    )
+    for job in jobs:
+        qrels = datasets.qrels(datasets.load(job["dataset"], manifests))
+        per_query = evaluate.evaluate_run(
+            trec_io.read_run(job["run"]), qrels, measures, relevance_level=job["relevance_level"]
+        )
+        evaluate.write_per_query(per_query, Path(job["out_tsv"]))
+        summary = evaluate.aggregate(per_query).to_string()
+        LOGGER.info("%s on %s:\n%s", job["run"], job["dataset"], summary)
+
+
+def write_model_card(facts: Mapping[str, Any], out_card: Path) -> None:
+    """A model's hub card (``model_card.card_facts``) from its loss log, training-table
+    statistics and metrics files."""
+    from rank_distillm import model_card
+
+    model_card.write_model_card(facts, out_card)
+    LOGGER.info("model card of %s -> %s", facts["name"], out_card)

@@ -11,19 +11,22 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import queue
 import random
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from rank_distillm import losses, sampling
 from rank_distillm.model import CrossEncoder, PairEncoder, load_cross_encoder, save_cross_encoder
+from rank_distillm.texts import TextLookup
+from rank_distillm.training_tables import TrainingTable
 
 LOGGER = logging.getLogger(__name__)
 
@@ -66,25 +69,39 @@ class TrainSettings:
         return self.precision
 
 
-class TokenisedTable:
-    """The table's texts tokenised once, so batches are only id lookups."""
+class BatchBuilder:
+    """Token ids for samples. Passage texts are fetched and tokenised when first drawn,
+    so no corpus is held in memory; tokens are kept for up to ``cache_size`` passages
+    (all of a small table's, which then costs no lookups after the first epoch) and for
+    every query (each recurs every epoch)."""
 
-    def __init__(self, table: pd.DataFrame, encoder: PairEncoder) -> None:
-        self.encoder = encoder
-        queries = table.drop_duplicates("query_id")
-        query_tokens = dict(
-            zip(queries["query_id"], encoder.query_ids(queries["query"].tolist()), strict=True)
-        )
-        docs = table.drop_duplicates("doc_id")
-        doc_tokens = dict(zip(docs["doc_id"], encoder.doc_ids(docs["text"].tolist()), strict=True))
-        self.query_of_row = [query_tokens[q] for q in table["query_id"]]
-        self.doc_of_row = [doc_tokens[d] for d in table["doc_id"]]
+    def __init__(
+        self,
+        table: TrainingTable,
+        texts: TextLookup,
+        encoder: PairEncoder,
+        cache_size: int = 500_000,
+    ) -> None:
+        self.table, self.texts, self.encoder = table, texts, encoder
+        self.cache_size = cache_size
+        self._query_tokens: dict[str, list[int]] = {}
+        self._doc_tokens: dict[str, list[int]] = {}
 
     def batch(self, samples: list[sampling.Sample]) -> dict[str, torch.Tensor]:
-        rows = [row for sample in samples for row in sample.rows]
-        inputs = self.encoder.collate(
-            [self.query_of_row[row] for row in rows], [self.doc_of_row[row] for row in rows]
-        )
+        new = [q for q in dict.fromkeys(s.query_id for s in samples) if q not in self._query_tokens]
+        if new:
+            tokens = self.encoder.query_ids(self.texts.query_texts(new))
+            self._query_tokens.update(zip(new, tokens, strict=True))
+        doc_ids = self.table.doc_ids(row for sample in samples for row in sample.rows)
+        missing = [d for d in dict.fromkeys(doc_ids) if d not in self._doc_tokens]
+        if missing:
+            if len(self._doc_tokens) + len(missing) > self.cache_size:
+                self._doc_tokens.clear()  # then this batch needs all its passages again
+                missing = list(dict.fromkeys(doc_ids))
+            tokens = self.encoder.doc_ids(self.texts.doc_texts(missing))
+            self._doc_tokens.update(zip(missing, tokens, strict=True))
+        queries = [self._query_tokens[s.query_id] for s in samples for _ in s.rows]
+        inputs = self.encoder.collate(queries, [self._doc_tokens[d] for d in doc_ids])
         width = max(len(sample.rows) for sample in samples)
         targets = torch.zeros(len(samples), width)
         mask = torch.zeros(len(samples), width, dtype=torch.bool)
@@ -92,6 +109,54 @@ class TokenisedTable:
             targets[i, : len(sample.rows)] = torch.tensor(sample.targets)
             mask[i, : len(sample.rows)] = True
         return {**inputs, "targets": targets, "mask": mask}
+
+
+class Prefetcher:
+    """Runs an iterator in a background thread, ``depth`` items ahead, so building
+    batches (text lookups, tokenisation, collation) overlaps the model's work.
+
+    The iterator runs in one thread in order, so seeded sampling stays deterministic.
+    An exception in the thread is raised in the consumer.
+    """
+
+    _END = object()
+
+    def __init__(self, iterator: Iterator, depth: int = 8) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(iterator,), daemon=True)
+        self._thread.start()
+
+    def _run(self, iterator: Iterator) -> None:
+        try:
+            for item in iterator:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+        except BaseException as error:  # handed to the consumer
+            self._queue.put(error)
+            return
+        self._queue.put(self._END)
+
+    def __iter__(self) -> Prefetcher:
+        return self
+
+    def __next__(self):
+        item = self._queue.get()
+        if item is self._END:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def batches(
@@ -138,11 +203,13 @@ def total_optimizer_steps(settings: TrainSettings, usable_queries: int) -> int:
 def train(
     settings: TrainSettings,
     start: str,
-    table: pd.DataFrame,
+    table: TrainingTable,
+    texts: TextLookup,
     out_dir: Path,
     loss_log: Path,
 ) -> dict[str, float]:
-    """Train from checkpoint/backbone ``start`` on ``table``; save to ``out_dir``.
+    """Train from checkpoint/backbone ``start`` on ``table`` (texts from ``texts``); save
+    to ``out_dir``.
 
     The checkpoint is written to a temporary folder and renamed at the end, so an
     interrupted run never leaves a complete-looking checkpoint behind.
@@ -163,7 +230,7 @@ def train(
     if settings.freeze_position_embeddings:
         model.freeze_position_embeddings()
     encoder = PairEncoder(tokenizer, settings.query_length, settings.doc_length)
-    tokens = TokenisedTable(table, encoder)
+    builder = BatchBuilder(table, texts, encoder)
     queries = sampling.group_queries(table)
     usable = len(sampling.draw(queries, settings.sampler, 1, settings.depth, random.Random(0))[0])
     steps = total_optimizer_steps(settings, usable)
@@ -185,6 +252,15 @@ def train(
 
     micro_batch = settings.queries_per_step // settings.accumulation_steps
     stream = batches(queries, settings, rng, micro_batch * accelerator.num_processes)
+
+    def built() -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+        for epoch, samples in stream:
+            own = samples[accelerator.process_index :: accelerator.num_processes]
+            yield epoch, builder.batch(own)
+
+    # On a GPU the CPU is free to build batches ahead; on a CPU a busy extra thread
+    # would only slow torch's own threads down.
+    loader = Prefetcher(built()) if accelerator.device.type == "cuda" else built()
     loss_log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     pairs = 0
@@ -202,11 +278,8 @@ def train(
         )
         step, running = 0, 0.0
         while step < steps:
-            epoch, samples = next(stream)
-            samples = samples[accelerator.process_index :: accelerator.num_processes]
-            batch = {
-                key: value.to(accelerator.device) for key, value in tokens.batch(samples).items()
-            }
+            epoch, built_batch = next(loader)
+            batch = {key: value.to(accelerator.device) for key, value in built_batch.items()}
             learning_rate = scheduler.get_last_lr()[0]  # the rate this step uses
             with accelerator.accumulate(model):
                 scores = _scores(model, batch)
@@ -232,6 +305,8 @@ def train(
                 progress.set_postfix(loss=f"{running:.4f}", refresh=False)
                 running = 0.0
         progress.close()
+    if isinstance(loader, Prefetcher):
+        loader.close()
     seconds = time.perf_counter() - started
     LOGGER.info(
         "trained %d steps on %d pairs in %.1f s (%.0f pairs/s)",

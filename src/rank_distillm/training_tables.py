@@ -1,7 +1,13 @@
-"""Training tables: runs joined with query and passage texts, with targets.
+"""Training tables: which passages each training query sees, with rank and target.
 
-Both stages train from the same table layout (see ``sampling.TABLE_COLUMNS``), written
-as parquet, with a small JSON file of statistics beside it.
+A table holds ids, ranks and targets only (``TABLE_COLUMNS``), one row per (query,
+passage), queries contiguous and in run order, each query's rows in rank order with the
+relevant passages a first stage missed last (rank missing). Texts are looked up when
+training (``rank_distillm.texts``), so the paper's stage-1 table (about 500k queries x
+200 candidates) is a parquet file of a few GB, not tens, and is built by streaming the
+run file in chunks with bounded memory.
+
+Tables are parquet files with a JSON file of statistics beside them.
 """
 
 from __future__ import annotations
@@ -9,116 +15,289 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from rank_distillm import io as trec_io
-from rank_distillm.sampling import TABLE_COLUMNS
 
 LOGGER = logging.getLogger(__name__)
 
-DocTexts = Callable[[Iterable[str]], dict[str, str]]
+TABLE_COLUMNS = ["query_id", "doc_id", "rank", "target"]
+TABLE_SCHEMA = pa.schema(
+    [
+        ("query_id", pa.string()),
+        ("doc_id", pa.string()),
+        ("rank", pa.int32()),  # null: a relevant passage the run did not retrieve
+        ("target", pa.float32()),  # higher is better
+    ]
+)
 
 
-def sample_queries(run: pd.DataFrame, num_queries: int | None, seed: int) -> pd.DataFrame:
-    """Keep ``num_queries`` queries drawn with ``seed`` (all if None or more than there are)."""
-    query_ids = run["query_id"].drop_duplicates().tolist()
-    if num_queries is None or num_queries >= len(query_ids):
-        if num_queries is not None and num_queries > len(query_ids):
-            LOGGER.warning("asked for %d queries, the run has %d", num_queries, len(query_ids))
-        return run
-    keep = set(random.Random(seed).sample(query_ids, num_queries))
-    return run[run["query_id"].isin(keep)].reset_index(drop=True)
+# --------------------------------------------------------------------------- queries
 
 
-def teacher_table(
-    teacher_run: pd.DataFrame,
-    topics: pd.DataFrame,
-    doc_texts: DocTexts,
-    num_queries: int | None,
-    depth: int,
-    seed: int,
-) -> pd.DataFrame:
-    """Stage 2 data: the teacher's top ``depth`` per query, target = depth - rank + 1."""
-    run = trec_io.truncate_run(sample_queries(teacher_run, num_queries, seed), depth)
-    run["rank"] = run.groupby("query_id", sort=False).cumcount() + 1
-    run["target"] = (depth - run["rank"] + 1).astype("float64")
-    return join_texts(run, topics, doc_texts)
+def sample_query_ids(query_ids: list[str], num_queries: int | None, seed: int) -> set[str]:
+    """``num_queries`` ids drawn with ``seed`` from ``query_ids`` (all if None).
+
+    Asking for more queries than there are is an error: a table with fewer queries than
+    the experiment claims would be reported under the wrong name.
+    """
+    if num_queries is None or num_queries == len(query_ids):
+        return set(query_ids)
+    if num_queries > len(query_ids):
+        raise ValueError(f"asked for {num_queries} queries, the run has {len(query_ids)}")
+    return set(random.Random(seed).sample(query_ids, num_queries))
 
 
-def hard_negative_table(
-    first_stage: pd.DataFrame,
-    qrels: pd.DataFrame,
-    topics: pd.DataFrame,
-    doc_texts: DocTexts,
-    num_queries: int | None,
-    depth: int,
-    seed: int,
-) -> pd.DataFrame:
-    """Stage 1 data: first-stage top ``depth`` with qrels labels as targets (unjudged 0),
-    plus relevant passages the run missed (rank left empty); queries without any
-    relevant passage are left out and counted."""
-    judged = set(qrels.loc[qrels["relevance"] > 0, "query_id"])
-    run = first_stage[first_stage["query_id"].isin(judged)]
-    dropped = first_stage["query_id"].nunique() - run["query_id"].nunique()
-    if dropped:
-        LOGGER.warning("%d queries without a relevant passage left out", dropped)
-    run = trec_io.truncate_run(sample_queries(run, num_queries, seed), depth)
-    labelled = run.merge(qrels, on=["query_id", "doc_id"], how="left")
-    labelled["target"] = labelled["relevance"].fillna(0).astype("float64")
-    relevant = qrels[(qrels["relevance"] > 0) & qrels["query_id"].isin(set(run["query_id"]))]
-    missed = relevant.merge(run[["query_id", "doc_id"]], how="left", indicator=True)
-    missed = missed[missed["_merge"] == "left_only"]
-    extra = pd.DataFrame(
-        {
-            "query_id": missed["query_id"],
-            "doc_id": missed["doc_id"],
-            "rank": pd.NA,
-            "target": missed["relevance"].astype("float64"),
-        }
-    )
-    table = pd.concat([labelled[["query_id", "doc_id", "rank", "target"]], extra])
-    table["rank"] = table["rank"].astype("Int64")
-    order = {query_id: i for i, query_id in enumerate(run["query_id"].drop_duplicates())}
-    table = table.sort_values("query_id", key=lambda ids: ids.map(order), kind="stable")
-    return join_texts(table.reset_index(drop=True), topics, doc_texts)
+# --------------------------------------------------------------------------- writing
 
 
-def join_texts(run: pd.DataFrame, topics: pd.DataFrame, doc_texts: DocTexts) -> pd.DataFrame:
-    """Add query and passage texts; a query without text is an error naming it."""
-    query_text = dict(zip(topics["query_id"], topics["text"], strict=True))
-    missing = sorted(set(run["query_id"]) - set(query_text))
-    if missing:
-        raise KeyError(f"{len(missing)} run queries have no text (first: {missing[:5]})")
-    texts = doc_texts(run["doc_id"].drop_duplicates())
-    table = run.assign(query=run["query_id"].map(query_text), text=run["doc_id"].map(texts))
-    table["rank"] = table["rank"].astype("Int64")
-    return table[TABLE_COLUMNS].reset_index(drop=True)
+def _build(
+    run_path: Path,
+    process: Callable[[pd.DataFrame], pd.DataFrame],
+    out_table: Path,
+    out_stats: Path,
+    extra: Mapping[str, int],
+    chunk_lines: int,
+) -> dict[str, float]:
+    """Stream ``run_path`` in chunks of whole queries through ``process`` into a parquet
+    table (written under a temporary name, renamed when complete), then its statistics.
+
+    A run whose queries are not contiguous cannot be streamed; it is read whole instead,
+    with a warning (the result is the same; only the memory differs).
+    """
+    try:
+        return _write(
+            trec_io.iter_run_chunks(run_path, chunk_lines), process, out_table, out_stats, extra
+        )
+    except trec_io.RunNotGrouped as error:
+        LOGGER.warning("%s; reading the whole run into memory instead of streaming it", error)
+        return _write([trec_io.read_run(run_path)], process, out_table, out_stats, extra)
 
 
-def table_stats(table: pd.DataFrame) -> dict[str, float]:
-    per_query = table.groupby("query_id", sort=False).size()
-    return {
-        "queries": int(per_query.size),
-        "rows": len(table),
-        "passages_per_query_min": int(per_query.min()) if len(per_query) else 0,
-        "passages_per_query_mean": float(per_query.mean()) if len(per_query) else 0.0,
-        "passages_per_query_max": int(per_query.max()) if len(per_query) else 0,
-        "unranked_rows": int(table["rank"].isna().sum()),
-        "positive_targets": int((table["target"] > 0).sum()),
+def _write(
+    runs: Iterable[pd.DataFrame],
+    process: Callable[[pd.DataFrame], pd.DataFrame],
+    out_table: Path,
+    out_stats: Path,
+    extra: Mapping[str, int],
+) -> dict[str, float]:
+    sizes: list[int] = []
+    rows = unranked = positive = 0
+    with trec_io.atomic_output(out_table) as tmp, pq.ParquetWriter(tmp, TABLE_SCHEMA) as writer:
+        for run in runs:
+            chunk = process(run)
+            if chunk.empty:
+                continue
+            writer.write_table(
+                pa.Table.from_pandas(
+                    chunk[TABLE_COLUMNS], schema=TABLE_SCHEMA, preserve_index=False
+                )
+            )
+            sizes += chunk.groupby("query_id", sort=False).size().tolist()
+            rows += len(chunk)
+            unranked += int(chunk["rank"].isna().sum())
+            positive += int((chunk["target"] > 0).sum())
+    array = np.asarray(sizes or [0])
+    stats = {
+        "queries": len(sizes),
+        "rows": rows,
+        "passages_per_query_min": int(array.min()),
+        "passages_per_query_mean": float(array.mean()),
+        "passages_per_query_max": int(array.max()),
+        "unranked_rows": unranked,
+        "positive_targets": positive,
+        **extra,
     }
+    trec_io.atomic_write_text(out_stats, json.dumps(stats, indent=2) + "\n")
+    LOGGER.info("training table %s: %s", out_table, stats)
+    return stats
 
 
-def write_table(table: pd.DataFrame, path: Path, stats_path: Path) -> None:
-    """Write the parquet table and its statistics, each atomically."""
-    with trec_io.atomic_output(path) as tmp:
-        table.to_parquet(tmp, index=False)
-    trec_io.atomic_write_text(stats_path, json.dumps(table_stats(table), indent=2) + "\n")
+# --------------------------------------------------------------------------- tables
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    table = pd.read_parquet(path)
-    trec_io.require_columns(table, TABLE_COLUMNS, f"{path}: training table")
-    return table.astype({"query_id": str, "doc_id": str})
+def _check_query_texts(query_ids: Iterable[str], known: set[str] | None, what: str) -> None:
+    if known is None:
+        return
+    missing = sorted(set(query_ids) - known)
+    if missing:
+        raise KeyError(
+            f"{what}: {len(missing)} queries have no text in the training queries "
+            f"(first: {missing[:5]})"
+        )
+
+
+def write_teacher_table(
+    teacher_run: Path,
+    out_table: Path,
+    out_stats: Path,
+    num_queries: int | None,
+    depth: int,
+    seed: int,
+    known_queries: set[str] | None = None,
+    chunk_lines: int = 2_000_000,
+) -> dict[str, float]:
+    """Stage-2 data: the teacher's top ``depth`` of ``num_queries`` sampled queries.
+
+    Ranks are renumbered 1..n per query in teacher order; target = depth - rank + 1 (the
+    paper's rank targets, higher is better). Queries with fewer than ``depth`` passages
+    are kept with what they have, and counted.
+    """
+    keep = sample_query_ids(trec_io.run_query_ids(teacher_run), num_queries, seed)
+    _check_query_texts(keep, known_queries, str(teacher_run))
+    short = 0
+
+    def process(run: pd.DataFrame) -> pd.DataFrame:
+        nonlocal short
+        run = trec_io.truncate_run(run[run["query_id"].isin(keep)], depth)
+        run["rank"] = run.groupby("query_id", sort=False).cumcount() + 1
+        short += int((run.groupby("query_id", sort=False).size() < depth).sum())
+        run["target"] = (depth - run["rank"] + 1).astype("float32")
+        return run
+
+    stats = _build(teacher_run, process, out_table, out_stats, {"depth": depth}, chunk_lines)
+    if short:
+        LOGGER.warning(
+            "%d of %d teacher queries have fewer than %d passages", short, len(keep), depth
+        )
+    return stats
+
+
+def write_hard_negative_table(
+    first_stage_run: Path,
+    qrels: pd.DataFrame,
+    out_table: Path,
+    out_stats: Path,
+    num_queries: int | None,
+    depth: int,
+    seed: int,
+    known_queries: set[str] | None = None,
+    chunk_lines: int = 2_000_000,
+) -> dict[str, float]:
+    """Stage-1 data: a first stage's top ``depth`` with qrels labels as targets (unjudged
+    0), plus the relevant passages the run missed (rank missing, after the ranked ones, in
+    qrels order). Only queries with a relevant passage are kept; the others are counted."""
+    judged = set(qrels.loc[qrels["relevance"] > 0, "query_id"])
+    run_ids = trec_io.run_query_ids(first_stage_run)
+    candidates = [query_id for query_id in run_ids if query_id in judged]
+    without_relevant = len(run_ids) - len(candidates)
+    if without_relevant:
+        LOGGER.warning("%d queries without a relevant passage left out", without_relevant)
+    keep = sample_query_ids(candidates, num_queries, seed)
+    _check_query_texts(keep, known_queries, str(first_stage_run))
+    labels = qrels[qrels["query_id"].isin(keep)]
+
+    def process(run: pd.DataFrame) -> pd.DataFrame:
+        run = trec_io.truncate_run(run[run["query_id"].isin(keep)], depth)
+        own = labels[labels["query_id"].isin(set(run["query_id"]))]
+        labelled = run.merge(own, on=["query_id", "doc_id"], how="left")
+        labelled["target"] = labelled["relevance"].fillna(0).astype("float32")
+        positives = own[own["relevance"] > 0]
+        missed = positives.merge(run[["query_id", "doc_id"]], how="left", indicator=True)
+        missed = missed[missed["_merge"] == "left_only"]
+        extra = pd.DataFrame(
+            {
+                "query_id": missed["query_id"],
+                "doc_id": missed["doc_id"],
+                "rank": pd.NA,
+                "target": missed["relevance"].astype("float32"),
+            }
+        )
+        table = pd.concat([labelled[TABLE_COLUMNS], extra], ignore_index=True)
+        table["rank"] = table["rank"].astype("Int32")
+        order = {query_id: i for i, query_id in enumerate(run["query_id"].drop_duplicates())}
+        return table.sort_values("query_id", key=lambda ids: ids.map(order), kind="stable")
+
+    extra = {"depth": depth, "queries_without_relevant": without_relevant}
+    return _build(first_stage_run, process, out_table, out_stats, extra, chunk_lines)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class TrainingTable:
+    """A table in memory as flat arrays: query ``i`` owns rows ``offsets[i]:offsets[i+1]``.
+
+    About 20 bytes a row plus the doc ids' characters, so the paper's 100M-row stage-1
+    table fits in about 3 GB; reading it takes seconds (doc ids are kept as one Arrow
+    string array, not dictionary-encoded: unifying millions of dictionary values costs
+    minutes and gigabytes).
+    """
+
+    query_ids: list[str]
+    offsets: np.ndarray  # int64, len(query_ids) + 1
+    docs: pa.Array  # large_string, one per row
+    ranks: np.ndarray  # float32 per row, NaN where unranked
+    targets: np.ndarray  # float32 per row
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def doc_ids(self, rows: Iterable[int]) -> list[str]:
+        return self.docs.take(pa.array(np.fromiter(rows, dtype=np.int64))).to_pylist()
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> TrainingTable:
+        """From a frame with ``TABLE_COLUMNS`` (tests, small tables)."""
+        trec_io.require_columns(frame, TABLE_COLUMNS, "training table")
+        table = pa.Table.from_pandas(
+            frame[TABLE_COLUMNS], schema=TABLE_SCHEMA, preserve_index=False
+        )
+        return cls._from_arrow(table)
+
+    @classmethod
+    def _from_arrow(cls, table: pa.Table) -> TrainingTable:
+        """Queries keep their first-appearance order; within a query, ranked rows go by
+        rank and unranked ones last (stable), whatever order the file has."""
+        query = _dictionary_encoded(table.column("query_id"))
+        # Dictionary codes number queries in order of first appearance.
+        codes = query.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+        docs = table.column("doc_id").cast(pa.large_string()).combine_chunks()
+        ranks = table.column("rank").cast(pa.float32()).to_numpy(zero_copy_only=False)
+        targets = table.column("target").cast(pa.float32()).to_numpy(zero_copy_only=False)
+        position = np.where(np.isnan(ranks), np.float32(np.inf), ranks)
+        later_query = codes[1:] > codes[:-1]
+        ordered = later_query | ((codes[1:] == codes[:-1]) & (position[1:] >= position[:-1]))
+        if not ordered.all():
+            order = np.lexsort((position, codes))
+            codes, ranks, targets = codes[order], ranks[order], targets[order]
+            docs = docs.take(pa.array(order))
+        starts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+        offsets = np.concatenate([[0], starts, [len(codes)]]).astype(np.int64)
+        if len(codes) == 0:
+            offsets = np.zeros(1, dtype=np.int64)
+        return cls(
+            query_ids=query.dictionary.take(pa.array(codes[offsets[:-1]])).to_pylist(),
+            offsets=offsets,
+            docs=docs,
+            ranks=ranks,
+            targets=targets,
+        )
+
+
+def _dictionary_encoded(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """One dictionary array whose codes number the values in order of first appearance."""
+    if not pa.types.is_dictionary(column.type):
+        column = column.dictionary_encode()
+    column = column.unify_dictionaries()
+    if column.num_chunks == 0:
+        return pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), pa.array([], pa.string()))
+    return column.combine_chunks()
+
+
+def read_table(path: Path) -> TrainingTable:
+    """Read a training table written by this module (or by a user: the same columns)."""
+    names = pq.read_schema(path).names
+    missing = [c for c in TABLE_COLUMNS if c not in names]
+    if missing:
+        raise ValueError(f"{path}: training table lacks the columns {missing}; has {names}")
+    table = pq.read_table(path, columns=TABLE_COLUMNS, read_dictionary=["query_id"])
+    return TrainingTable._from_arrow(table)

@@ -2,16 +2,15 @@
 from pathlib import Path
 
 from rank_distillm.logs import log_to
-from rank_distillm.steps import bm25_run
+from rank_distillm.steps import retrieve_bm25_run
 
 p = snakemake.params
 with log_to(snakemake.log[0]):
-    bm25_run(
+    retrieve_bm25_run(
         p.manifests,
         p.dataset,
         Path(snakemake.input.index),
         Path(snakemake.output.run),
-        k1=p.k1,
-        b=p.b,
+        settings=p.settings,
         num_results=p.num_results,
     )

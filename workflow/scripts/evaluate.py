@@ -1,15 +1,7 @@
-# Rule evaluate: per-query nDCG@10, RR@10, MAP@100 with ir_measures.
-from pathlib import Path
-
+# Rules evaluate and evaluate_reranker: per-query measures of runs with ir_measures.
 from rank_distillm.logs import log_to
-from rank_distillm.steps import evaluate_run
+from rank_distillm.steps import write_metrics
 
 p = snakemake.params
 with log_to(snakemake.log[0]):
-    evaluate_run(
-        p.manifests,
-        p.dataset,
-        Path(snakemake.input.run),
-        Path(snakemake.output.metrics),
-        p.measures,
-    )
+    write_metrics(p.manifests, p.jobs, p.measures)

@@ -1,17 +1,6 @@
-# Rule model_zoo: the model-zoo table and plot.
-from pathlib import Path
-
+# Rule model_zoo: the model-zoo tables (md, csv, tex, html), the tests and the bar chart.
 from rank_distillm.logs import log_to
-from rank_distillm.steps import model_zoo
+from rank_distillm.report_files import write_model_zoo_files
 
-p = snakemake.params
 with log_to(snakemake.log[0]):
-    model_zoo(
-        p.cells,
-        Path(snakemake.output.md),
-        Path(snakemake.output.csv),
-        Path(snakemake.output.png),
-        title=p.title,
-        notes=p.notes,
-        measures=p.measures,
-    )
+    write_model_zoo_files(snakemake.params.spec)

@@ -1,21 +1,17 @@
-# Rule rerank: re-rank a first-stage run with a checkpoint.
-from pathlib import Path
-
+# Rule rerank: re-rank every first-stage cell with one checkpoint.
 import torch
 
 from rank_distillm.logs import log_to
-from rank_distillm.steps import rerank_run
+from rank_distillm.steps import rerank_first_stages
 
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
 with log_to(snakemake.log[0]):
-    rerank_run(
-        Path(snakemake.input.checkpoint),
+    rerank_first_stages(
+        p.checkpoint,
         p.manifests,
-        p.dataset,
-        Path(snakemake.input.first_stage),
-        Path(snakemake.output.run),
-        depth=p.depth,
+        p.jobs,
         batch_size=p.batch_size,
-        tag=snakemake.wildcards.model,
+        tag=snakemake.wildcards.reranker,
+        precision=p.precision,
     )

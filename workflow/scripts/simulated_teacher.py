@@ -2,11 +2,11 @@
 from pathlib import Path
 
 from rank_distillm.logs import log_to
-from rank_distillm.steps import simulated_teacher_run
+from rank_distillm.steps import write_simulated_teacher_run
 
 p = snakemake.params
 with log_to(snakemake.log[0]):
-    simulated_teacher_run(
+    write_simulated_teacher_run(
         p.manifests,
         p.dataset,
         Path(snakemake.input.first_stage),

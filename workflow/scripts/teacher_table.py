@@ -1,12 +1,12 @@
-# Rule teacher_table: teacher run cut to queries x depth, joined with texts (stage 2 data).
+# Rule teacher_table: a teacher run cut to queries x depth (stage 2 data).
 from pathlib import Path
 
 from rank_distillm.logs import log_to
-from rank_distillm.steps import teacher_table
+from rank_distillm.steps import write_teacher_table
 
 p = snakemake.params
 with log_to(snakemake.log[0]):
-    teacher_table(
+    write_teacher_table(
         p.manifests,
         p.dataset,
         Path(snakemake.input.teacher_run),

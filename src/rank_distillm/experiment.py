@@ -1,0 +1,1000 @@
+"""An experiment as data: the validated config turned into typed records and file paths.
+
+The Snakemake rules ask this module what exists (first stages, teachers, models, the
+(first stage, evaluation set) pairs of the table) and where each file lives, so every
+cross-reference is checked here, before any job runs, and is unit-testable without
+Snakemake. Ablation grids are expanded into named models here too.
+
+All paths are relative to the working directory and live under ``results/<experiment>/``,
+except downloads (``resources/``, shared by experiments because their checksums pin them).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULTS = "results"
+#: Reference key of the table's first row (each column's first-stage run alone).
+FIRST_STAGE_ROW = "first-stage"
+SPLIT_TRAIN = "train"
+#: Keys of a model entry that describe its data and place, not its training settings.
+_RECIPE_KEYS = {"label", "start", "data", "first_stage", "teacher", "queries", "depth"}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+class ConfigError(ValueError):
+    """An impossible or inconsistent configuration; the message names the config key."""
+
+
+def _hint(value: str, choices: Iterable[str]) -> str:
+    choices = list(choices)
+    close = difflib.get_close_matches(value, choices, n=1)
+    known = ", ".join(choices) or "none"
+    return (f" (did you mean {close[0]!r}?)" if close else "") + f"; known: {known}"
+
+
+def slug(dataset_id: str) -> str:
+    """A file-name-safe ir_datasets id: ``msmarco-passage/train`` -> ``msmarco-passage__train``."""
+    return dataset_id.replace("/", "__")
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class EvaluationSet:
+    """A query set with qrels. TIREx tasks are evaluation sets too, with their corpus
+    group; they get their own table, not columns of the model zoo's."""
+
+    name: str
+    dataset: str
+    label: str
+    relevance_level: int
+    corpus: str
+    group: str | None = None  # TIREx tasks only
+
+    @property
+    def tirex(self) -> bool:
+        return self.group is not None
+
+
+@dataclass(frozen=True)
+class FirstStage:
+    name: str
+    label: str
+    bm25: Mapping[str, float] | None
+    runs: Mapping[str, str]
+    depth: int
+    train_depth: int
+
+    def has_run(self, split: str) -> bool:
+        return split in self.runs or self.bm25 is not None
+
+
+@dataclass(frozen=True)
+class Teacher:
+    name: str
+    label: str
+    first_stage: str
+    train_run: str | None
+    evaluation_runs: Mapping[str, Mapping[str, str]]
+    noise: float | None  # simulated teachers only
+    queries: int | None
+    depth: int
+    seed: int
+    generate: Mapping[str, Any] | None = None  # teachers generated with an LLM
+
+    @property
+    def simulated(self) -> bool:
+        return self.noise is not None
+
+    @property
+    def ranks_every_split(self) -> bool:
+        """Simulated and generated teachers make their own runs, on every split."""
+        return self.simulated or self.generate is not None
+
+    @property
+    def trainable(self) -> bool:
+        return self.ranks_every_split or self.train_run is not None
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    hub: str | None
+    tiny: Mapping[str, Any] | None
+    train_pairs_per_second: float
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    name: str
+    label: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    label: str
+    start: str
+    data: str  # "hard_negatives" or "teacher"
+    first_stage: str | None
+    teacher: str | None
+    queries: int | None  # teacher data: queries of the teacher run used (None: all)
+    depth: int | None  # teacher data: passages per query
+    settings: Mapping[str, Any]  # training settings (rank_distillm.train.TrainSettings keys)
+
+    def recipe_key(self) -> tuple:
+        """What determines the trained weights: equal keys mean the same model."""
+        return (
+            self.start,
+            self.data,
+            self.first_stage,
+            self.teacher,
+            self.queries,
+            self.depth,
+            tuple(sorted((k, _freeze(v)) for k, v in self.settings.items())),
+        )
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of the model-zoo table: which system's run fills each (first stage, set) cell.
+
+    ``key`` names the row in ``references``; ``systems`` maps a pair to the system whose
+    run is evaluated there (absent pairs are empty cells).
+    """
+
+    key: str
+    label: str
+    kind: str  # first_stage, teacher, model, checkpoint, ablation
+    systems: Mapping[tuple[str, str], str]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    demo: Mapping[str, Any] | None
+    local_collections: Sequence[str]
+    collection: str
+    train_dataset: str
+    evaluation: Mapping[str, EvaluationSet]
+    first_stages: Mapping[str, FirstStage]
+    teachers: Mapping[str, Teacher]
+    backbones: Mapping[str, Backbone]
+    checkpoints: Mapping[str, Checkpoint]
+    models: Mapping[str, Model]
+    rows: Sequence[Row]
+    references: Mapping[str, Mapping[str, Mapping[str, float]]]
+    hard_negatives: Mapping[str, Any]
+    collections: Mapping[str, Mapping[str, Any]]  # local collections on disk, by id
+    demo_tirex: Mapping[str, Any] | None
+    tirex: Any  # rank_distillm.tirex.Selection, or None without TIREx tasks
+    tirex_first_stage: str | None
+    tirex_rule: str
+    config: Mapping[str, Any] = field(repr=False)
+
+    # ----------------------------------------------------------------- structure
+
+    @property
+    def root(self) -> str:
+        return f"{RESULTS}/{self.name}"
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (first stage, evaluation set) re-ranked and evaluated, first stages
+        outermost: TIREx tasks only with the TIREx first stage."""
+        return _pairs(self.first_stages, self.evaluation, self.tirex_first_stage)
+
+    @property
+    def table_pairs(self) -> list[tuple[str, str]]:
+        """The model zoo's columns: the pairs of the evaluation sets that are not TIREx tasks."""
+        return [pair for pair in self.pairs if not self.evaluation[pair[1]].tirex]
+
+    @property
+    def tirex_pairs(self) -> list[tuple[str, str]]:
+        return [pair for pair in self.pairs if self.evaluation[pair[1]].tirex]
+
+    @property
+    def splits(self) -> list[str]:
+        return [SPLIT_TRAIN, *self.evaluation]
+
+    def dataset_id(self, split: str) -> str:
+        return self.train_dataset if split == SPLIT_TRAIN else self.evaluation[split].dataset
+
+    def corpus(self, split: str) -> str:
+        return self.collection if split == SPLIT_TRAIN else self.evaluation[split].corpus
+
+    def corpora(self) -> list[str]:
+        return list(dict.fromkeys([self.collection, *(e.corpus for e in self.evaluation.values())]))
+
+    def rerankers(self) -> list[str]:
+        """Systems that re-rank every pair with a checkpoint: trained models and published ones."""
+        return [*self.models, *self.checkpoints]
+
+    # ----------------------------------------------------------------- paths
+
+    def log(self, *parts: str) -> str:
+        return "/".join([self.root, "logs", *parts]) + ".log"
+
+    def benchmark(self, *parts: str) -> str:
+        """A job's Snakemake benchmark file (runtime and memory, for the report)."""
+        return "/".join([self.root, "benchmarks", *parts]) + ".tsv"
+
+    def demo_manifest(self) -> str:
+        assert self.demo is not None
+        return f"{self.root}/data/{self.demo['name']}/manifest.json"
+
+    def collection_manifest(self, name: str) -> str:
+        """The manifest of a local collection (``collections`` or the demo's TIREx part)."""
+        return f"{self.root}/data/collections/{slug(name)}/manifest.json"
+
+    def demo_tirex_manifests(self) -> dict[str, str]:
+        corpora = (self.demo_tirex or {}).get("corpora", {})
+        return {name: self.collection_manifest(name) for name in corpora}
+
+    def manifests(self) -> list[str]:
+        """Local collections to register with ir_datasets before loading any id."""
+        found = list(self.local_collections)
+        if self.demo:
+            found.append(self.demo_manifest())
+        found += [self.collection_manifest(name) for name in self.collections]
+        found += list(self.demo_tirex_manifests().values())
+        return found
+
+    def docstore_marker(self, corpus: str) -> str:
+        """Written once a corpus's docstore is built, so parallel jobs only read it."""
+        return f"{self.root}/data/docstores/{slug(corpus)}.json"
+
+    def is_local_corpus(self, corpus: str) -> bool:
+        """Generated or local corpora, whose docstore their data rule builds."""
+        if self.demo and corpus.split("/")[0] == self.demo["name"]:
+            return True
+        return corpus in self.collections or corpus in self.demo_tirex_manifests()
+
+    def text_inputs(self, split: str) -> list[str]:
+        """Files a job reading ``split``'s texts depends on (manifests, docstore)."""
+        corpus = self.corpus(split)
+        ready = [] if self.is_local_corpus(corpus) else [self.docstore_marker(corpus)]
+        return [*self.manifests(), *ready]
+
+    def index_dir(self, corpus: str) -> str:
+        return f"{self.root}/index/{slug(corpus)}"
+
+    def run_file(self, split: str, first_stage: str, system: str) -> str:
+        return f"{self.root}/runs/{split}/{first_stage}/{system}.run"
+
+    def first_stage_run(self, first_stage: str, split: str) -> str:
+        """A given run file (e.g. a published one), else the BM25 run the pipeline retrieves."""
+        stage = self.first_stages[first_stage]
+        return stage.runs.get(split) or self.run_file(split, first_stage, first_stage)
+
+    def first_stage_depth(self, first_stage: str, split: str) -> int:
+        stage = self.first_stages[first_stage]
+        return stage.train_depth if split == SPLIT_TRAIN else stage.depth
+
+    def teacher_run(self, teacher: str, split: str, first_stage: str) -> str:
+        spec = self.teachers[teacher]
+        if split == SPLIT_TRAIN and spec.train_run:
+            return spec.train_run
+        given = spec.evaluation_runs.get(first_stage, {}).get(split)
+        return given or self.run_file(split, first_stage, teacher)
+
+    def system_run(self, split: str, first_stage: str, system: str) -> str:
+        """The run a metrics file evaluates."""
+        if system in self.first_stages:
+            return self.first_stage_run(system, split)
+        if system in self.teachers:
+            return self.teacher_run(system, split, first_stage)
+        return self.run_file(split, first_stage, system)
+
+    def metrics_file(self, split: str, first_stage: str, system: str) -> str:
+        return f"{self.root}/metrics/{split}/{first_stage}/{system}.tsv"
+
+    def hard_negative_table(self, first_stage: str) -> str:
+        return f"{self.root}/training/hard-negatives/{first_stage}.parquet"
+
+    def teacher_table(self, teacher: str, queries: int | None, depth: int) -> str:
+        return f"{self.root}/training/teachers/{teacher}.{queries or 'all'}x{depth}.parquet"
+
+    def model_table(self, model: str) -> str:
+        spec = self.models[model]
+        if spec.data == "hard_negatives":
+            return self.hard_negative_table(spec.first_stage)
+        return self.teacher_table(spec.teacher, spec.queries, spec.depth)
+
+    def backbone_dir(self, name: str) -> str:
+        """Tiny backbones are built by a rule; hub backbones are fetched when training."""
+        spec = self.backbones[name]
+        return f"{self.root}/backbones/{name}" if spec.tiny is not None else spec.hub
+
+    def checkpoint_dir(self, model: str) -> str:
+        return f"{self.root}/models/{model}/checkpoint"
+
+    def reranker_path(self, system: str) -> str:
+        if system in self.checkpoints:
+            return self.checkpoints[system].path
+        return self.checkpoint_dir(system)
+
+    def model_start(self, model: str) -> str:
+        start = self.models[model].start
+        if start in self.models:
+            return self.checkpoint_dir(start)
+        if start in self.checkpoints:
+            return self.checkpoints[start].path
+        return self.backbone_dir(start)
+
+    def zoo_outputs(self) -> dict[str, str]:
+        """The model zoo: tables (md, csv, tex, html), the tests file, the bar chart."""
+        found = {ext: f"{self.root}/model-zoo.{ext}" for ext in ("md", "csv", "tex", "html", "png")}
+        return {**found, "tests": f"{self.root}/model-zoo-tests.csv"}
+
+    def tirex_outputs(self) -> dict[str, str]:
+        """The TIREx tables (per group and aggregates in md, csv, tex, html; per task; the
+        tests) and the per-group plot."""
+        return {
+            "md": f"{self.root}/tirex.md",
+            "csv": f"{self.root}/tirex.csv",
+            "tex": f"{self.root}/tirex.tex",
+            "html": f"{self.root}/tirex.html",
+            "tasks": f"{self.root}/tirex-tasks.csv",
+            "tests": f"{self.root}/tirex-tests.csv",
+            "png": f"{self.root}/tirex.png",
+        }
+
+    # ----------------------------------------------------------------- report
+
+    def table_notes(self) -> list[str]:
+        """Where each first stage's candidates come from, for the table's notes."""
+        notes = []
+        for stage in self.first_stages.values():
+            sources: dict[str, list[str]] = {}
+            for split in self.evaluation:
+                if split in stage.runs:
+                    source = f"`{Path(stage.runs[split]).name}`"
+                elif stage.bm25 is not None:
+                    settings = ", ".join(f"{k}={v}" for k, v in stage.bm25.items())
+                    source = f"BM25 with PISA ({settings})"
+                else:
+                    continue
+                sources.setdefault(source, []).append(self.evaluation[split].label)
+            if len(sources) == 1:
+                described = [next(iter(sources))]
+            else:
+                described = [f"{', '.join(labels)}: {source}" for source, labels in sources.items()]
+            notes.append(
+                f"{stage.label} columns: each query's top {stage.depth} candidates, from "
+                + "; ".join(described)
+                + "."
+            )
+        return notes
+
+    # ----------------------------------------------------------------- sizes
+
+    def train_pairs(self, model: str) -> int:
+        """Query-passage pairs a model trains on (for sizing the job's runtime)."""
+        spec = self.models[model]
+        settings = spec.settings
+        per_query = (
+            settings["negatives"] + 1
+            if settings["sampler"] == "single_relevant"
+            else (spec.depth or 100)
+        )
+        if settings.get("steps"):
+            return settings["steps"] * settings["queries_per_step"] * per_query
+        queries = spec.queries or self.teachers[spec.teacher].queries or 10_000
+        return settings["epochs"] * queries * per_query
+
+    def backbone_of(self, model: str) -> Backbone | None:
+        start = self.models[model].start
+        while start in self.models:
+            start = self.models[start].start
+        return self.backbones.get(start)
+
+    def train_runtime_minutes(self, model: str) -> int:
+        backbone = self.backbone_of(model)
+        rate = backbone.train_pairs_per_second if backbone else 1000.0
+        return int(math.ceil(1.5 * self.train_pairs(model) / rate / 60)) + 30
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def from_config(config: Mapping[str, Any]) -> Experiment:
+    """Build the experiment from a schema-validated config (defaults filled in).
+
+    Raises :class:`ConfigError` naming the key for every inconsistency the schema cannot
+    express: unknown references, impossible depths, start cycles, clashing names.
+    """
+    evaluation = {
+        name: EvaluationSet(
+            name=name,
+            dataset=spec["dataset"],
+            label=spec["label"],
+            relevance_level=spec.get("relevance_level", 1),
+            corpus=spec.get("corpus") or config["collection"],
+        )
+        for name, spec in config["evaluation"].items()
+    }
+    if SPLIT_TRAIN in evaluation:
+        raise ConfigError(f"evaluation: {SPLIT_TRAIN!r} is reserved for the training queries")
+    collections = dict(config.get("collections", {}))
+    demo_tirex = config.get("demo_tirex")
+    local = [*collections, *((demo_tirex or {}).get("corpora", {}))]
+    selection, tasks = _tirex_tasks(config, local)
+    for task in tasks.values():
+        if task.name in evaluation:
+            raise ConfigError(f"evaluation.{task.name}: the name of TIREx task {task.label!r}")
+    evaluation.update(tasks)
+    demo_name = (config.get("demo") or {}).get("name")
+    _check_qrels(evaluation, [*local, *([demo_name] if demo_name else [])])
+    splits = [SPLIT_TRAIN, *evaluation]
+    first_stages = _first_stages(config, splits)
+    tirex_stage = _tirex_first_stage(config, first_stages, tasks)
+    for name, spec in evaluation.items():
+        stages = [tirex_stage] if spec.tirex else list(first_stages)
+        if not any(first_stages[stage].has_run(name) for stage in stages):
+            where = f"tirex task {spec.label}" if spec.tirex else f"evaluation.{name}"
+            raise ConfigError(
+                f"{where}: no first stage has a run for it (give one under "
+                f"first_stages.<name>.runs.{name}, or a first stage with bm25)"
+            )
+    teachers = _teachers(config, first_stages, evaluation)
+    backbones = {
+        name: Backbone(
+            name=name,
+            hub=spec.get("hub"),
+            tiny=spec.get("tiny"),
+            train_pairs_per_second=spec.get("train_pairs_per_second", 1000.0),
+        )
+        for name, spec in config["backbones"].items()
+    }
+    checkpoints = {
+        name: Checkpoint(name=name, label=spec["label"], path=spec["path"])
+        for name, spec in config.get("checkpoints", {}).items()
+    }
+    _check_unique_names(first_stages, teachers, backbones, checkpoints, config["models"])
+    main_models = _models(config, config["models"], first_stages, teachers)
+    pairs = _pairs(first_stages, evaluation, tirex_stage)
+    ablation_rows, extra_models = _ablations(
+        config, main_models, first_stages, teachers, backbones, pairs
+    )
+    main_rows = _rows(first_stages, teachers, checkpoints, main_models, pairs, evaluation, config)
+    references = config.get("references", {})
+    _check_references(references, main_rows + ablation_rows, first_stages, evaluation)
+    if not config.get("ablations", {}).get("enabled", False):
+        ablation_rows = []
+    models = {**main_models, **extra_models}
+    _check_starts(models, backbones, checkpoints)
+    rows = main_rows + ablation_rows
+    return Experiment(
+        name=config["experiment"],
+        demo=config.get("demo"),
+        local_collections=list(config.get("local_collections", [])),
+        collection=config["collection"],
+        train_dataset=config["train_dataset"],
+        evaluation=evaluation,
+        first_stages=first_stages,
+        teachers=teachers,
+        backbones=backbones,
+        checkpoints=checkpoints,
+        models=models,
+        rows=rows,
+        references=references,
+        hard_negatives=config.get("hard_negatives", {}),
+        collections=collections,
+        demo_tirex=demo_tirex,
+        tirex=selection,
+        tirex_first_stage=tirex_stage,
+        tirex_rule=config.get("tirex", {}).get("rule", "judged"),
+        config=config,
+    )
+
+
+def _pairs(
+    first_stages: Mapping[str, FirstStage],
+    evaluation: Mapping[str, EvaluationSet],
+    tirex_stage: str | None,
+) -> list[tuple[str, str]]:
+    return [
+        (stage.name, split)
+        for stage in first_stages.values()
+        for split, spec in evaluation.items()
+        if stage.has_run(split) and (not spec.tirex or stage.name == tirex_stage)
+    ]
+
+
+def tirex_set_name(task_id: str) -> str:
+    """The evaluation-set name (and path part) of a TIREx task: ``tirex-`` + its id."""
+    return "tirex-" + re.sub(r"[^A-Za-z0-9._+-]+", "-", task_id).strip("-")
+
+
+def _corpus_of(dataset_id: str, local: Sequence[str]) -> str:
+    """The corpus a task searches: its local collection, else ir_datasets' docs parent."""
+    for name in sorted(local, key=len, reverse=True):
+        if dataset_id == name or dataset_id.startswith(f"{name}/"):
+            return name
+    import ir_datasets  # only for real ids; it reads the registry, downloads nothing
+
+    try:
+        return ir_datasets.docs_parent_id(dataset_id)
+    except KeyError:
+        raise ConfigError(
+            f"tirex.tasks: {dataset_id!r} is neither an ir_datasets id nor a local collection "
+            f"(collections: {', '.join(local) or 'none'})"
+        ) from None
+
+
+def _check_qrels(evaluation: Mapping[str, EvaluationSet], local: Sequence[str]) -> None:
+    """Every evaluation set must be a dataset with qrels. Local collections are checked
+    when they are registered; real ids here, from ir_datasets' registry (offline)."""
+    real = {
+        name: spec
+        for name, spec in evaluation.items()
+        if not any(spec.dataset == n or spec.dataset.startswith(f"{n}/") for n in local)
+    }
+    if not real:
+        return
+    import ir_datasets
+
+    for name, spec in real.items():
+        where = f"tirex task {spec.label}" if spec.tirex else f"evaluation.{name}.dataset"
+        if spec.dataset not in ir_datasets.registry:
+            raise ConfigError(
+                f"{where}: {spec.dataset!r} is neither an ir_datasets id nor a local collection"
+            )
+        if not ir_datasets.load(spec.dataset).has_qrels():
+            raise ConfigError(f"{where}: {spec.dataset!r} has no qrels to evaluate with")
+
+
+def _tirex_tasks(
+    config: Mapping[str, Any], local: Sequence[str]
+) -> tuple[Any, dict[str, EvaluationSet]]:
+    settings = config.get("tirex")
+    if not settings or not settings.get("tasks"):
+        return None, {}
+    from rank_distillm import tirex
+
+    try:
+        selection = tirex.select_tasks(
+            {key: settings[key] for key in ("tasks", "skip") if key in settings}, "tirex"
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    level = settings.get("relevance_level", 1)
+    tasks = {}
+    for task in selection.used:
+        name = tirex_set_name(task.id)
+        tasks[name] = EvaluationSet(
+            name=name,
+            dataset=task.dataset,
+            label=task.id,
+            relevance_level=level,
+            corpus=_corpus_of(task.dataset, local),
+            group=task.group,
+        )
+    return selection, tasks
+
+
+def _tirex_first_stage(
+    config: Mapping[str, Any],
+    first_stages: Mapping[str, FirstStage],
+    tasks: Mapping[str, EvaluationSet],
+) -> str | None:
+    if not tasks:
+        return None
+    name = config["tirex"].get("first_stage")
+    if name is None:
+        name = next((s.name for s in first_stages.values() if s.bm25 is not None), None)
+        if name is None:
+            raise ConfigError("tirex.first_stage: no first stage has bm25 settings; name one")
+    elif name not in first_stages:
+        raise ConfigError(
+            f"tirex.first_stage: {name!r} is not a first stage{_hint(name, first_stages)}"
+        )
+    return name
+
+
+def _first_stages(config: Mapping[str, Any], splits: list[str]) -> dict[str, FirstStage]:
+    stages = {}
+    for name, spec in config["first_stages"].items():
+        runs = dict(spec.get("runs") or {})
+        for split in runs:
+            if split not in splits:
+                raise ConfigError(
+                    f"first_stages.{name}.runs.{split}: not a split{_hint(split, splits)}"
+                )
+        bm25 = spec.get("bm25")
+        if bm25 is None and not runs:
+            raise ConfigError(f"first_stages.{name}: needs `bm25` settings or `runs` files")
+        stages[name] = FirstStage(
+            name=name,
+            label=spec["label"],
+            bm25=None if bm25 is None else {"k1": bm25.get("k1", 0.9), "b": bm25.get("b", 0.4)},
+            runs=runs,
+            depth=spec.get("depth", 100),
+            train_depth=spec.get("train_depth", 200),
+        )
+    return stages
+
+
+def _teachers(
+    config: Mapping[str, Any],
+    first_stages: Mapping[str, FirstStage],
+    evaluation: Mapping[str, EvaluationSet],
+) -> dict[str, Teacher]:
+    teachers = {}
+    for name, spec in config.get("teachers", {}).items():
+        key = f"teachers.{name}"
+        stage = spec["first_stage"]
+        if stage not in first_stages:
+            raise ConfigError(
+                f"{key}.first_stage: {stage!r} is not a first stage{_hint(stage, first_stages)}"
+            )
+        simulated = spec.get("simulated")
+        generate = spec.get("generate")
+        sources = [k for k in ("train_run", "simulated", "generate") if spec.get(k) is not None]
+        if len(sources) > 1:
+            raise ConfigError(f"{key}: give one of `train_run`, `simulated` and `generate`")
+        depth = spec.get("depth", 100)
+        if generate is not None:
+            _check_generation(generate, f"{key}.generate")
+        if simulated is not None or generate is not None:
+            if not first_stages[stage].has_run(SPLIT_TRAIN):
+                raise ConfigError(f"{key}: it ranks {stage!r}, which has no training run")
+            if first_stages[stage].bm25 is not None and SPLIT_TRAIN not in first_stages[stage].runs:
+                train_depth = first_stages[stage].train_depth
+                if depth > train_depth:
+                    raise ConfigError(
+                        f"{key}.depth: {depth} is deeper than first_stages.{stage}.train_depth "
+                        f"({train_depth}), the candidates the teacher re-ranks"
+                    )
+        given = spec.get("evaluation_runs") or {}
+        for stage_name, runs in given.items():
+            if stage_name not in first_stages:
+                raise ConfigError(
+                    f"{key}.evaluation_runs.{stage_name}: not a first stage"
+                    f"{_hint(stage_name, first_stages)}"
+                )
+            for split in runs:
+                if split not in evaluation:
+                    raise ConfigError(
+                        f"{key}.evaluation_runs.{stage_name}.{split}: not an evaluation set"
+                        f"{_hint(split, evaluation)}"
+                    )
+        teachers[name] = Teacher(
+            name=name,
+            label=spec["label"],
+            first_stage=stage,
+            train_run=spec.get("train_run"),
+            evaluation_runs={k: dict(v) for k, v in given.items()},
+            noise=None if simulated is None else float(simulated.get("noise", 1.0)),
+            queries=spec.get("queries"),
+            depth=depth,
+            seed=spec.get("seed", 42),
+            generate=generate,
+        )
+    return teachers
+
+
+def _check_generation(settings: Mapping[str, Any], where: str) -> None:
+    """The LLM settings, checked as the generation step will read them."""
+    from rank_distillm.llm_teacher.generate import GenerationSettings
+
+    try:
+        GenerationSettings.from_config(settings, where)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def _check_unique_names(*groups: Mapping[str, Any]) -> None:
+    seen: dict[str, int] = {}
+    kinds = ["first stage", "teacher", "backbone", "checkpoint", "model"]
+    for kind, group in zip(kinds, groups, strict=True):
+        for name in group:
+            if not _NAME.fullmatch(name):
+                raise ConfigError(f"{kind} name {name!r} may hold only letters, digits and . _ + -")
+            if name == FIRST_STAGE_ROW:
+                raise ConfigError(f"{kind} name {name!r} is reserved for the first-stage row")
+            if name in seen:
+                raise ConfigError(
+                    f"the name {name!r} is used by a {kinds[seen[name]]} and a {kind}: "
+                    "names key file paths and table rows, so they must be unique"
+                )
+            seen[name] = kinds.index(kind)
+
+
+def _training_settings(config: Mapping[str, Any], *layers: Mapping[str, Any]) -> dict[str, Any]:
+    """The paper's values, then training_defaults, then each layer (model keys)."""
+    settings = dict(PAPER_TRAINING)
+    for layer in [config.get("training_defaults", {}), *layers]:
+        values = {k: v for k, v in layer.items() if k not in _RECIPE_KEYS}
+        # A layer that chooses steps (or epochs) overrides the other choice below it.
+        for chosen, other in (("steps", "epochs"), ("epochs", "steps")):
+            if values.get(chosen) is not None:
+                settings.pop(other, None)
+        settings.update(values)
+    return settings
+
+
+#: The paper's training recipe (rank_distillm.train.TrainSettings defaults).
+PAPER_TRAINING: dict[str, Any] = {
+    "negatives": 7,
+    "queries_per_step": 32,
+    "accumulation_steps": 1,
+    "learning_rate": 1e-5,
+    "weight_decay": 0.01,
+    "adam_betas": [0.9, 0.999],
+    "adam_epsilon": 1e-8,
+    "warmup_steps": 0,
+    "precision": "auto",
+    "query_length": 32,
+    "doc_length": 256,
+    "freeze_position_embeddings": True,
+    "seed": 42,
+}
+
+
+def _model(
+    name: str,
+    spec: Mapping[str, Any],
+    settings: dict[str, Any],
+    first_stages: Mapping[str, FirstStage],
+    teachers: Mapping[str, Teacher],
+    hard_negatives: Mapping[str, Any],
+) -> Model:
+    key = f"models.{name}"
+    if (settings.get("steps") is None) == (settings.get("epochs") is None):
+        raise ConfigError(f"{key}: needs exactly one of `steps` and `epochs`")
+    if settings["queries_per_step"] % settings["accumulation_steps"]:
+        raise ConfigError(f"{key}.queries_per_step must be a multiple of accumulation_steps")
+    for required in ("loss", "sampler"):
+        if required not in settings:
+            raise ConfigError(f"{key}: needs `{required}`")
+    first_stage = teacher = queries = depth = None
+    if spec["data"] == "hard_negatives":
+        first_stage = spec.get("first_stage")
+        if first_stage not in first_stages:
+            raise ConfigError(
+                f"{key}.first_stage: {first_stage!r} is not a first stage (hard negatives come "
+                f"from a first stage's training run){_hint(str(first_stage), first_stages)}"
+            )
+        stage = first_stages[first_stage]
+        if not stage.has_run(SPLIT_TRAIN):
+            raise ConfigError(
+                f"{key}: first stage {first_stage!r} has no run for the training queries"
+            )
+        wanted = hard_negatives.get("depth", 200)
+        if SPLIT_TRAIN not in stage.runs and wanted > stage.train_depth:
+            raise ConfigError(
+                f"hard_negatives.depth: {wanted} is deeper than first_stages.{first_stage}."
+                f"train_depth ({stage.train_depth}), what BM25 retrieves for {name}"
+            )
+    else:
+        teacher = spec.get("teacher")
+        if teacher not in teachers:
+            raise ConfigError(
+                f"{key}.teacher: {teacher!r} is not a teacher{_hint(str(teacher), teachers)}"
+            )
+        source = teachers[teacher]
+        if not source.trainable:
+            raise ConfigError(
+                f"{key}.teacher: {teacher!r} has no training run (teachers.{teacher}.train_run)"
+            )
+        depth = spec.get("depth", source.depth)
+        if depth > source.depth:
+            raise ConfigError(
+                f"{key}.depth: {depth} is deeper than the teacher run "
+                f"(teachers.{teacher}.depth: {source.depth})"
+            )
+        queries = spec.get("queries", source.queries)
+        if queries is not None and source.queries is not None and queries > source.queries:
+            raise ConfigError(
+                f"{key}.queries: {queries} is more than the teacher run holds "
+                f"(teachers.{teacher}.queries: {source.queries})"
+            )
+        settings.setdefault("depth", depth)
+    return Model(
+        name=name,
+        label=spec["label"],
+        start=spec["start"],
+        data=spec["data"],
+        first_stage=first_stage,
+        teacher=teacher,
+        queries=queries,
+        depth=depth,
+        settings=settings,
+    )
+
+
+def _models(
+    config: Mapping[str, Any],
+    specs: Mapping[str, Mapping[str, Any]],
+    first_stages: Mapping[str, FirstStage],
+    teachers: Mapping[str, Teacher],
+) -> dict[str, Model]:
+    hard_negatives = config.get("hard_negatives", {})
+    return {
+        name: _model(
+            name, spec, _training_settings(config, spec), first_stages, teachers, hard_negatives
+        )
+        for name, spec in specs.items()
+    }
+
+
+def _check_starts(
+    models: Mapping[str, Model],
+    backbones: Mapping[str, Backbone],
+    checkpoints: Mapping[str, Checkpoint],
+) -> None:
+    starts = [*backbones, *checkpoints, *models]
+    for name, model in models.items():
+        if model.start not in starts:
+            raise ConfigError(
+                f"models.{name}.start: {model.start!r} is neither a backbone, a checkpoint nor "
+                f"a model{_hint(model.start, starts)}"
+            )
+        seen = [name]
+        start = model.start
+        while start in models:
+            if start in seen:
+                chain = " -> ".join([*seen, start])
+                raise ConfigError(
+                    f"models.{name}.start: the models start from each other ({chain})"
+                )
+            seen.append(start)
+            start = models[start].start
+
+
+def _ablations(
+    config: Mapping[str, Any],
+    models: Mapping[str, Model],
+    first_stages: Mapping[str, FirstStage],
+    teachers: Mapping[str, Teacher],
+    backbones: Mapping[str, Backbone],
+    pairs: list[tuple[str, str]],
+) -> tuple[list[Row], dict[str, Model]]:
+    """Expand the ablation grids into rows, training only points that no model above
+    already covers (an equal recipe reuses that model's runs). When ablations are off,
+    only the rows' names are made (references may name them); nothing is trained."""
+    ablations = config.get("ablations", {})
+    enabled = ablations.get("enabled", False)
+    by_recipe = {model.recipe_key(): name for name, model in models.items()}
+    rows: list[Row] = []
+    extra: dict[str, Model] = {}
+    for grid_name, grid in ablations.get("grids", {}).items():
+        key = f"ablations.grids.{grid_name}"
+        teacher = grid["teacher"]
+        if teacher not in teachers:
+            raise ConfigError(
+                f"{key}.teacher: {teacher!r} is not a teacher{_hint(teacher, teachers)}"
+            )
+        source = teachers[teacher]
+        axes = itertools.product(
+            grid["backbone"],
+            grid.get("stage1", [True]),
+            grid.get("loss", ["ranknet"]),
+            grid.get("queries", [source.queries]),
+            grid.get("depth", [source.depth]),
+        )
+        for backbone, stage1, loss, queries, depth in axes:
+            if backbone not in backbones:
+                raise ConfigError(
+                    f"{key}.backbone: {backbone!r} is not a backbone{_hint(backbone, backbones)}"
+                )
+            start = (
+                grid.get("stage1_model", "{backbone}.stage1").format(backbone=backbone)
+                if stage1
+                else backbone
+            )
+            if stage1 and start not in models:
+                raise ConfigError(
+                    f"{key}.stage1_model: {start!r} is not a model (a grid point with stage1: true "
+                    "starts from it)"
+                )
+            stages = ".stage1" if stage1 else ""
+            name = f"{backbone}{stages}.{teacher}.{loss}.{queries or 'all'}x{depth}"
+            label = (
+                f"{grid.get('label', 'Ablation')}: {backbone}, "
+                f"{'stage 1 + ' if stage1 else ''}distillation from {source.label}, {loss}, "
+                f"{queries or 'all'} queries x depth {depth}"
+            )
+            spec = {
+                "label": label,
+                "start": start,
+                "data": "teacher",
+                "teacher": teacher,
+                "depth": depth,
+                "loss": loss,
+                **({"queries": queries} if queries else {}),
+            }
+            system = name
+            if enabled:
+                settings = _training_settings(config, grid.get("recipe", {}), {"loss": loss})
+                model = _model(name, spec, settings, first_stages, teachers, {})
+                system = by_recipe.setdefault(model.recipe_key(), name)
+                if system == name:
+                    extra[name] = model
+            if name not in {row.key for row in rows}:  # a point shared by several grids
+                rows.append(Row(name, label, "ablation", dict.fromkeys(pairs, system)))
+    return rows, extra
+
+
+def _rows(
+    first_stages: Mapping[str, FirstStage],
+    teachers: Mapping[str, Teacher],
+    checkpoints: Mapping[str, Checkpoint],
+    models: Mapping[str, Model],
+    pairs: list[tuple[str, str]],
+    evaluation: Mapping[str, EvaluationSet],
+    config: Mapping[str, Any],
+) -> list[Row]:
+    references = config.get("references", {})
+    label = next(iter(first_stages.values())).label if len(first_stages) == 1 else "First stage"
+    rows = [Row(FIRST_STAGE_ROW, label, "first_stage", {pair: pair[0] for pair in pairs})]
+    for name, teacher in teachers.items():
+        systems = {  # teachers are compared on the model zoo's sets, not on TIREx
+            pair: name
+            for pair in pairs
+            if not evaluation[pair[1]].tirex
+            and (teacher.ranks_every_split or pair[1] in teacher.evaluation_runs.get(pair[0], {}))
+        }
+        if systems or name in references:
+            rows.append(Row(name, teacher.label, "teacher", systems))
+    rows += [
+        Row(name, m.label, "model", {pair: name for pair in pairs}) for name, m in models.items()
+    ]
+    rows += [
+        Row(name, c.label, "checkpoint", {pair: name for pair in pairs})
+        for name, c in checkpoints.items()
+    ]
+    return rows
+
+
+def _check_references(
+    references: Mapping[str, Mapping[str, Mapping[str, float]]],
+    rows: Sequence[Row],
+    first_stages: Mapping[str, FirstStage],
+    evaluation: Mapping[str, EvaluationSet],
+) -> None:
+    keys = [row.key for row in rows]
+    for system, by_stage in references.items():
+        if system not in keys:
+            raise ConfigError(
+                f"references.{system}: no table row has this name{_hint(system, keys)}"
+            )
+        for stage, values in by_stage.items():
+            if stage not in first_stages:
+                raise ConfigError(
+                    f"references.{system}.{stage}: not a first stage{_hint(stage, first_stages)}"
+                )
+            for split in values:
+                if split not in ("mean", "tirex") and split not in evaluation:
+                    raise ConfigError(
+                        f"references.{system}.{stage}.{split}: not an evaluation set, 'mean' "
+                        f"or 'tirex'{_hint(split, [*evaluation, 'mean', 'tirex'])}"
+                    )
+
+
+def load_config(paths: Sequence[str | Path], schema: str | Path) -> dict[str, Any]:
+    """Merge YAML files as ``snakemake --configfile a b`` does, validate, fill defaults."""
+    import yaml
+    from snakemake.utils import update_config, validate
+
+    config: dict[str, Any] = {}
+    for path in paths:
+        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
+    validate(config, str(schema))
+    return config

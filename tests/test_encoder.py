@@ -1,0 +1,125 @@
+"""Tests for rank_distillm.encoder: the lean [CLS]-only inference pass must give
+transformers' ELECTRA output to float tolerance, padded or not, at fp32 and under bf16."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from transformers import ElectraConfig, ElectraModel  # noqa: E402
+
+from rank_distillm import encoder  # noqa: E402
+from rank_distillm.model import CrossEncoder  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+def electra(**overrides: object) -> ElectraModel:
+    settings = dict(
+        vocab_size=50,
+        embedding_size=12,  # != hidden: the embeddings_project path
+        hidden_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=40,
+    )
+    settings.update(overrides)
+    torch.manual_seed(0)
+    return ElectraModel(ElectraConfig(**settings)).eval()
+
+
+def padded_batch() -> dict[str, torch.Tensor]:
+    """Four pairs of lengths 9, 5, 12, 3 padded to 12, segments 0 then 1."""
+    generator = torch.Generator().manual_seed(1)
+    lengths = [9, 5, 12, 3]
+    input_ids = torch.randint(5, 50, (4, 12), generator=generator)
+    attention_mask = torch.zeros(4, 12, dtype=torch.long)
+    token_type_ids = torch.zeros(4, 12, dtype=torch.long)
+    for row, n in enumerate(lengths):
+        attention_mask[row, :n] = 1
+        token_type_ids[row, n // 2 : n] = 1
+        input_ids[row, n:] = 0
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "token_type_ids": token_type_ids,
+    }
+
+
+def reference(backbone: ElectraModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    with torch.inference_mode():
+        return backbone(**batch).last_hidden_state[:, 0]
+
+
+@pytest.mark.parametrize("hidden_act", ["gelu", "relu"])
+def test_cls_vectors_equal_transformers_on_a_padded_batch(hidden_act: str) -> None:
+    backbone = electra(hidden_act=hidden_act)
+    batch = padded_batch()
+    expected = reference(backbone, batch)
+    with torch.inference_mode():
+        got = encoder.cls_vectors(backbone, **batch)
+    assert got.shape == (4, 16)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # Each row is that pair alone: padding changes nothing.
+    for row in range(4):
+        n = int(batch["attention_mask"][row].sum())
+        alone = {key: value[row : row + 1, :n] for key, value in batch.items()}
+        with torch.inference_mode():
+            single = encoder.cls_vectors(backbone, **alone)
+        torch.testing.assert_close(single[0], expected[row], rtol=1e-5, atol=1e-5)
+
+
+def test_cls_vectors_without_padding_and_without_projection() -> None:
+    backbone = electra(embedding_size=16)
+    assert not hasattr(backbone, "embeddings_project")
+    batch = {key: value[2:3] for key, value in padded_batch().items()}  # the full-length row
+    assert bool(batch["attention_mask"].all())
+    with torch.inference_mode():
+        got = encoder.cls_vectors(backbone, **batch)
+    torch.testing.assert_close(got, reference(backbone, batch), rtol=1e-5, atol=1e-5)
+
+
+def test_cls_vectors_under_bf16_autocast_match_transformers_under_bf16() -> None:
+    backbone = electra()
+    batch = padded_batch()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = backbone(**batch).last_hidden_state[:, 0].float()
+        got = encoder.cls_vectors(backbone, **batch).float()
+    # Same bf16 matmuls in both; the fp32 result differs from either by far more.
+    torch.testing.assert_close(got, expected, rtol=0.02, atol=0.02)
+    assert (got - reference(backbone, batch)).abs().max() > 1e-4
+
+
+def test_cross_encoder_uses_the_lean_pass_only_without_autograd() -> None:
+    backbone = electra(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = CrossEncoder(backbone)
+    batch = padded_batch()
+    calls = []
+    original = encoder.cls_vectors
+
+    def spy(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    encoder.cls_vectors, saved = spy, encoder.cls_vectors
+    try:
+        with torch.inference_mode():
+            lean = model(**batch)
+        assert calls == [1]
+        trained = model(**batch)  # autograd on: transformers' forward, differentiable
+        assert calls == [1]
+        trained.sum().backward()
+    finally:
+        encoder.cls_vectors = saved
+    assert model.linear.weight.grad is not None
+    torch.testing.assert_close(lean, trained.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_supports_only_plain_electra_encoders() -> None:
+    assert encoder.supports(electra())
+    assert not encoder.supports(electra(position_embedding_type="relative_key"))
+    assert not encoder.supports(torch.nn.Linear(2, 2))

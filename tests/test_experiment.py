@@ -1,0 +1,298 @@
+"""The experiment model: configs as data, grids expanded, impossible combinations refused."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from rank_distillm.experiment import ConfigError, from_config, load_config
+from tests.workflow_runner import REPO
+
+SCHEMA = REPO / "schemas" / "config.schema.yaml"
+
+
+@pytest.fixture(scope="module")
+def paper_config() -> dict[str, Any]:
+    return load_config([REPO / "configs" / "paper.yaml"], SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def demo_config() -> dict[str, Any]:
+    return load_config([REPO / "config.yaml"], SCHEMA)
+
+
+def edited(config: dict[str, Any], edit) -> dict[str, Any]:
+    config = copy.deepcopy(config)
+    edit(config)
+    return config
+
+
+def test_demo_has_one_first_stage_and_the_simulated_teacher(demo_config) -> None:
+    exp = from_config(demo_config)
+    assert exp.root == "results/demo"
+    assert exp.table_pairs == [("bm25", "dl19"), ("bm25", "dl20")]
+    assert [row.key for row in exp.rows] == [
+        "first-stage",
+        "simulated-teacher",
+        "tiny-electra.stage1",
+        "tiny-electra.stage1.stage2-ranknet",
+    ]
+    assert exp.rows[0].label == "BM25"  # one first stage: the row is named after it
+    stage2 = exp.models["tiny-electra.stage1.stage2-ranknet"]
+    # The teacher's depth and queries are the model's defaults.
+    assert (stage2.queries, stage2.depth) == (1000, 30)
+    assert exp.model_table(stage2.name) == (
+        "results/demo/training/teachers/simulated-teacher.1000x30.parquet"
+    )
+    assert exp.model_start(stage2.name) == "results/demo/models/tiny-electra.stage1/checkpoint"
+    assert exp.first_stage_run("bm25", "dl19") == "results/demo/runs/dl19/bm25/bm25.run"
+    assert exp.system_run("dl20", "bm25", "simulated-teacher") == (
+        "results/demo/runs/dl20/bm25/simulated-teacher.run"
+    )
+    # Settings layer: schema defaults < training_defaults < the model's own keys.
+    assert stage2.settings["learning_rate"] == 3.0e-4
+    assert stage2.settings["query_length"] == 16
+    assert stage2.settings["weight_decay"] == 0.01
+    assert stage2.settings["depth"] == 30
+
+
+def test_paper_table_is_every_first_stage_by_every_set(paper_config) -> None:
+    exp = from_config(paper_config)
+    assert exp.table_pairs == [
+        ("bm25", "dl19"),
+        ("bm25", "dl20"),
+        ("colbert", "dl19"),
+        ("colbert", "dl20"),
+    ]
+    rows = {row.key: row for row in exp.rows}
+    table = {
+        pair: system
+        for pair, system in rows["first-stage"].systems.items()
+        if pair in exp.table_pairs
+    }
+    assert table == {
+        ("bm25", "dl19"): "bm25",
+        ("bm25", "dl20"): "bm25",
+        ("colbert", "dl19"): "colbert",
+        ("colbert", "dl20"): "colbert",
+    }
+    # Published runs where given, PISA BM25 where not.
+    assert exp.first_stage_run("bm25", "dl19") == (
+        "resources/__bm25__msmarco-passage-trec-dl-2019-judged.run"
+    )
+    assert exp.first_stage_run("bm25", "dl20") == "results/paper/runs/dl20/bm25/bm25.run"
+    # Teachers without evaluation runs keep a row for the paper's figures.
+    assert rows["rankgpt4"].systems == {}
+    assert set(exp.checkpoints) == {"webis-monoelectra-base", "webis-monoelectra-large"}
+    assert exp.model_start("electra-base.stage1") == "google/electra-base-discriminator"
+    assert exp.model_table("electra-base.stage1") == (
+        "results/paper/training/hard-negatives/colbert.parquet"
+    )
+    assert exp.models["electra-large.stage1"].settings["steps"] == 20000
+    assert exp.models["electra-base.stage1.rankzephyr.ranknet"].settings["epochs"] == 3
+
+
+def test_ablation_grid_expands_and_reuses_equal_models(paper_config) -> None:
+    off = from_config(paper_config)
+    assert not [row for row in off.rows if row.kind == "ablation"]
+    exp = from_config(edited(paper_config, lambda c: c["ablations"].update(enabled=True)))
+    ablation = {row.key: row for row in exp.rows if row.kind == "ablation"}
+    queries = [f"electra-base.stage1.rankzephyr.ranknet.{n}x100" for n in (1000, 2000, 5000)]
+    for name in queries:
+        assert ablation[name].systems[("bm25", "dl19")] == name
+        assert exp.models[name].queries == int(name.split(".")[-1].split("x")[0])
+        assert exp.model_table(name).endswith(f"rankzephyr.{exp.models[name].queries}x100.parquet")
+    # 10k x 100 with RankNet after stage 1 is the main model: reused, not trained again.
+    full = ablation["electra-base.stage1.rankzephyr.ranknet.10000x100"]
+    assert set(full.systems.values()) == {"electra-base.stage1.rankzephyr.ranknet"}
+    assert "electra-base.stage1.rankzephyr.ranknet.10000x100" not in exp.models
+    # Without stage 1, large: new; the depth-20 point cuts the 100-deep teacher run.
+    assert exp.models["electra-large.rankzephyr.ranknet.10000x100"].start == "electra-large"
+    assert exp.model_table("electra-base.stage1.rankzephyr.ranknet.10000x20").endswith(
+        "rankzephyr.10000x20.parquet"
+    )
+    # Each point is one row, even when several grids contain it.
+    keys = [row.key for row in exp.rows]
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: c["models"]["electra-base.stage1.rankzephyr.ranknet"].update(
+                teacher="rankzefir"
+            ),
+            "models.electra-base.stage1.rankzephyr.ranknet.teacher: 'rankzefir' is not a teacher "
+            "(did you mean 'rankzephyr'?)",
+        ),
+        (
+            lambda c: c["models"]["electra-base.stage1.rankzephyr.ranknet"].update(depth=200),
+            "depth: 200 is deeper than the teacher run (teachers.rankzephyr.depth: 100)",
+        ),
+        (
+            lambda c: c["models"]["electra-base.stage1.rankzephyr.ranknet"].update(queries=20000),
+            "queries: 20000 is more than the teacher run holds",
+        ),
+        (
+            lambda c: c["models"]["electra-base.stage1"].update(start="electra-base.stage1"),
+            "models.electra-base.stage1.start: the models start from each other "
+            "(electra-base.stage1 -> electra-base.stage1)",
+        ),
+        (
+            lambda c: c["models"]["electra-base.stage1"].update(first_stage="colbertv2"),
+            "'colbertv2' is not a first stage",
+        ),
+        (
+            lambda c: c["models"]["electra-base.stage1"].update(epochs=1),
+            "models.electra-base.stage1: needs exactly one of `steps` and `epochs`",
+        ),
+        (
+            lambda c: c["models"]["electra-base.rankzephyr.ranknet"].update(teacher="rankgpt4"),
+            "'rankgpt4' has no training run",
+        ),
+        (
+            lambda c: c["references"].update({"electra-bsae.stage1": {"bm25": {"dl19": 0.5}}}),
+            "references.electra-bsae.stage1: no table row has this name",
+        ),
+        (
+            lambda c: c["references"]["first-stage"].update({"bm25": {"dl21": 0.5}}),
+            "references.first-stage.bm25.dl21: not an evaluation set, 'mean' or 'tirex'",
+        ),
+        (
+            lambda c: c["first_stages"]["colbert"]["runs"].update(dl21="x.run"),
+            "first_stages.colbert.runs.dl21: not a split",
+        ),
+        (
+            lambda c: c["teachers"].update(colbert={"label": "x", "first_stage": "colbert"}),
+            "the name 'colbert' is used by a first stage and a teacher",
+        ),
+        (
+            lambda c: c["ablations"]["grids"]["queries"].update(teacher="rankzefir"),
+            "ablations.grids.queries.teacher: 'rankzefir' is not a teacher",
+        ),
+    ],
+)
+def test_impossible_combinations_are_errors_naming_the_key(paper_config, edit, message) -> None:
+    with pytest.raises(ConfigError) as error:
+        from_config(edited(paper_config, edit))
+    assert message in str(error.value)
+
+
+def test_hard_negative_depth_above_bm25_training_depth_is_an_error(demo_config) -> None:
+    config = edited(demo_config, lambda c: c["hard_negatives"].update(depth=150))
+    expected = r"hard_negatives.depth: 150 is deeper than first_stages.bm25.train_depth \(100\)"
+    with pytest.raises(ConfigError, match=expected):
+        from_config(config)
+
+
+def test_simulated_teacher_deeper_than_its_candidates_is_an_error(demo_config) -> None:
+    config = edited(demo_config, lambda c: c["teachers"]["simulated-teacher"].update(depth=101))
+    with pytest.raises(ConfigError, match=r"teachers.simulated-teacher.depth: 101 is deeper"):
+        from_config(config)
+
+
+def test_an_override_file_changes_single_values(tmp_path) -> None:
+    """Mappings merge, so a size override names only what it changes."""
+    override = tmp_path / "small.yaml"
+    override.write_text(
+        "models:\n  electra-base.stage1: {steps: 3}\n"
+        "backbones:\n  electra-base: {hub: /models/tiny}\n"
+        "teachers:\n  rankzephyr: {queries: 20}\n"
+    )
+    config = load_config([REPO / "configs" / "paper.yaml", override], SCHEMA)
+    exp = from_config(config)
+    assert exp.models["electra-base.stage1"].settings["steps"] == 3
+    assert exp.models["electra-base.stage1"].label.startswith("monoELECTRA-base")
+    assert exp.backbone_dir("electra-base") == "/models/tiny"
+    assert exp.models["electra-base.stage1.rankzephyr.ranknet"].queries == 20
+
+
+# --------------------------------------------------------------------------- TIREx
+
+
+def test_tirex_tasks_are_evaluation_sets_of_their_own_table(demo_config) -> None:
+    exp = from_config(demo_config)
+    tasks = {name: spec for name, spec in exp.evaluation.items() if spec.tirex}
+    assert list(tasks) == ["tirex-demo-news-2019", "tirex-demo-news-2020", "tirex-demo-args-test"]
+    news = tasks["tirex-demo-news-2019"]
+    assert (news.dataset, news.group, news.corpus) == ("demo-news/2019", "demo-news", "demo-news")
+    # One index per corpus: both news tasks search demo-news.
+    assert exp.index_dir(news.corpus) == exp.index_dir(tasks["tirex-demo-news-2020"].corpus)
+    assert exp.tirex_first_stage == "bm25"
+    assert exp.table_pairs == [("bm25", "dl19"), ("bm25", "dl20")]
+    assert exp.tirex_pairs == [("bm25", name) for name in tasks]
+    rows = {row.key: row for row in exp.rows}
+    # Models and the first stage run on TIREx; the teacher is compared on DL only.
+    assert ("bm25", "tirex-demo-args-test") in rows["tiny-electra.stage1"].systems
+    assert ("bm25", "tirex-demo-args-test") in rows["first-stage"].systems
+    assert set(rows["simulated-teacher"].systems) == {("bm25", "dl19"), ("bm25", "dl20")}
+    assert exp.manifests()[1:] == [
+        "results/demo/data/collections/demo-news/manifest.json",
+        "results/demo/data/collections/demo-args/manifest.json",
+    ]
+    assert exp.text_inputs("tirex-demo-args-test") == exp.manifests()  # built with the data
+
+
+def test_paper_tirex_catalogue_skips_licensed_corpora(paper_config) -> None:
+    exp = from_config(paper_config)
+    assert len(exp.tirex.catalogue) == 29
+    assert len({task.group for task in exp.tirex.catalogue}) == 13
+    used = [spec for spec in exp.evaluation.values() if spec.tirex]
+    assert [spec.label for spec in used] == [
+        "antique/test",
+        "argsme/2020-04-01/touche-2020-task-1",
+        "argsme/2020-04-01/touche-2021-task-1",
+        "cord19/fulltext/trec-covid",
+        "cranfield",
+        "medline/2004/trec-genomics-2004",
+        "medline/2004/trec-genomics-2005",
+        "medline/2017/trec-pm-2017",
+        "medline/2017/trec-pm-2018",
+        "nfcorpus/test",
+        "vaswani",
+    ]
+    corpora = {spec.label: spec.corpus for spec in used}
+    # medline forms one group but searches two corpora.
+    assert corpora["medline/2004/trec-genomics-2005"] == "medline/2004"
+    assert corpora["medline/2017/trec-pm-2017"] == "medline/2017"
+    assert corpora["argsme/2020-04-01/touche-2021-task-1"] == "argsme/2020-04-01"
+    assert "needs the ClueWeb09 licence" in exp.tirex.skipped["clueweb09/en/trec-web-2009"]
+    # ColBERTv2 has no TIREx runs: TIREx is re-ranked from BM25 only.
+    assert {stage for stage, _ in exp.tirex_pairs} == {"bm25"}
+
+
+def test_tirex_task_without_a_first_stage_run_is_an_error(paper_config) -> None:
+    def edit(config):
+        config["tirex"]["first_stage"] = "colbert"
+
+    with pytest.raises(ConfigError, match="tirex task antique/test: no first stage has a run"):
+        from_config(edited(paper_config, edit))
+
+
+def test_unknown_tirex_dataset_is_an_error(demo_config) -> None:
+    def edit(config):
+        config["tirex"]["tasks"].append({"id": "no-such/collection"})
+
+    with pytest.raises(ConfigError, match="'no-such/collection' is neither an ir_datasets id"):
+        from_config(edited(demo_config, edit))
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        (
+            "msmarco-passage/trec-dl-2021",
+            "'msmarco-passage/trec-dl-2021' is neither an ir_datasets id",
+        ),
+        ("msmarco-passage/eval/small", "'msmarco-passage/eval/small' has no qrels"),
+    ],
+)
+def test_an_evaluation_set_needs_qrels(paper_config, dataset: str, message: str) -> None:
+    def edit(config):
+        config["evaluation"]["dl20"]["dataset"] = dataset
+
+    with pytest.raises(ConfigError, match=f"evaluation.dl20.dataset: {message}"):
+        from_config(edited(paper_config, edit))

@@ -1,0 +1,18 @@
+# Rule generate_teacher_run: an open LLM re-ranks the first stage's top candidates.
+from pathlib import Path
+
+from rank_distillm.logs import log_to
+from rank_distillm.steps import write_generated_teacher_run
+
+p = snakemake.params
+with log_to(snakemake.log[0]):
+    write_generated_teacher_run(
+        p.manifests,
+        p.dataset,
+        Path(snakemake.input.first_stage),
+        Path(snakemake.output.run),
+        Path(snakemake.output.stats),
+        p.settings,
+        p.num_queries,
+        tag=snakemake.wildcards.generated,
+    )
