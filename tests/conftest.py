@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,3 +61,29 @@ def backbone_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.helpers import build_backbone
 
     return build_backbone(tmp_path_factory.mktemp("backbone"))
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """A running SLURM cluster (`.ci/slurm-cluster.sh start`, which `.ci/run` calls) and
+    the executor plugin; skipped where either is missing, but never in CI (CI=true).
+    Returns the node line of `sinfo`."""
+    problem = None
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        problem = "snakemake-executor-plugin-slurm is not installed (pip install -e '.[test]')"
+    else:
+        status = subprocess.run(
+            ["bash", str(REPO / ".ci" / "slurm-cluster.sh"), "status"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if status.returncode == 0:
+            return status.stdout.strip()
+        problem = status.stderr.strip() or f"slurm-cluster.sh status exited {status.returncode}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run the SLURM tests: {problem}")
+    pytest.skip(problem)

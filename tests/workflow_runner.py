@@ -23,12 +23,10 @@ def copy_workflow(target: Path) -> Path:
     return target
 
 
-def snakemake(
-    workdir: Path, *args: str, timeout: int = 900, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run Snakemake in ``workdir`` with private caches (``env`` adds or overrides)."""
+def isolated_env(workdir: Path) -> dict[str, str]:
+    """The environment for a run in ``workdir``: offline, caches inside ``workdir``."""
     cache = workdir / ".cache"
-    base = {
+    return {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "XDG_CACHE_HOME": str(cache),
@@ -36,11 +34,16 @@ def snakemake(
         "HF_HOME": str(cache / "hf"),
         "MPLCONFIGDIR": str(cache / "matplotlib"),
     }
-    base.update(env or {})
+
+
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run Snakemake in ``workdir`` with private caches (``env`` adds or overrides)."""
     return subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
         cwd=workdir,
-        env=base,
+        env={**isolated_env(workdir), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
