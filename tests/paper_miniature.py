@@ -119,7 +119,12 @@ def build(shared_data: Path, workdir: Path, home: Path, seed: int = 0) -> Path:
         # and on Vaswani): no tasks.
         "tirex": {"tasks": []},
         "models": {"electra-base.stage1": {"steps": 4}, "electra-large.stage1": {"steps": 4}},
-        "training_defaults": {"queries_per_step": 4, "query_length": 16, "doc_length": 48},
+        "training_defaults": {
+            "device": "cpu",
+            "queries_per_step": 4,
+            "query_length": 16,
+            "doc_length": 48,
+        },
         "rerank": {"batch_size": 256},
         "compute": {"train_mem_mb": 2000, "rerank_mem_mb": 2000, "prepare_mem_mb": 2000},
     }

@@ -413,3 +413,26 @@ def test_texts_the_cut_would_change_are_tokenised_whole(
     assert ids[1][0] == tokenizer.convert_tokens_to_ids("fox")
     # The last two were retried in full after their cut came up short.
     assert encoder.seen[-2:] == [len(spaces_first), len(long_words)]
+
+
+def test_loading_a_checkpoint_warns_about_nothing(backbone_dir: Path, tmp_path: Path) -> None:
+    """transformers warned "You are using a model of type `mono` to instantiate a model of
+    type ``" on every load (issue 9: no warning a user must learn to ignore)."""
+    import logging
+    import warnings
+
+    model, tokenizer = load_cross_encoder(str(backbone_dir), query_length=8, doc_length=16)
+    save_cross_encoder(model, tokenizer, tmp_path / "ckpt")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    transformers_logger = logging.getLogger("transformers")
+    transformers_logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_cross_encoder(str(tmp_path / "ckpt"))
+    finally:
+        transformers_logger.removeHandler(handler)
+    assert [r.getMessage() for r in records] == []
+    assert [str(w.message) for w in caught] == []

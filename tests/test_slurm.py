@@ -252,6 +252,7 @@ def test_local_profile_applies_by_default_and_counts_the_gpus(
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     args = profile_arguments(workdir, monkeypatch)
     assert args.executor is None  # local
+    assert args.show_failed_logs  # a failed job's log reaches the terminal
     assert args.resources["gpu"].value == 2
     assert isinstance(args.cores, int) and args.cores >= 1  # `all` cores of this machine
     for hidden in ("", "-1"):
@@ -268,4 +269,5 @@ def test_slurm_profile_replaces_the_local_one(
     assert args.executor == "slurm"
     assert args.resources is None or "gpu" not in args.resources  # no local GPU limit
     assert args.retries == 1 and args.slurm_requeue
+    assert args.show_failed_logs
     assert {"mem_mb", "runtime"} <= set(args.default_resources)
