@@ -8,6 +8,7 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
@@ -19,10 +20,10 @@ from pathlib import Path  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra  # noqa: E402
+from rank_distillm.backbone import build_tiny_electra  # noqa: E402
 from rank_distillm.resume import TrainingInterrupted  # noqa: E402
 from rank_distillm.train import TrainSettings, train  # noqa: E402
-from tests.helpers import corpus, read_tensors, split_texts, training_table  # noqa: E402
+from tests.helpers import TINY, corpus, read_tensors, split_texts, training_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {
@@ -61,16 +62,7 @@ def dropout_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny backbone with dropout, so every step draws from torch's generator: a
     resumed run only matches if the generator's state came back too."""
     out = tmp_path_factory.mktemp("dropout-backbone")
-    settings = TinyElectraSettings(
-        vocab_size=200,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-        dropout=0.1,
-    )
-    build_tiny_electra(corpus(), settings, out)
+    build_tiny_electra(corpus(), dataclasses.replace(TINY, dropout=0.1), out)
     return out
 
 

@@ -14,7 +14,7 @@ import logging
 import random
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -130,30 +130,42 @@ class BatchBuilder:
         self._lookup = threading.Lock()
         self._cache = threading.Lock()
 
+    def _tokens(
+        self,
+        ids: Iterable[str],
+        cache: dict[str, list[int]],
+        fetch: Callable[[list[str]], list[str]],
+        encode: Callable[[list[str]], list[list[int]]],
+        limit: int | None = None,
+    ) -> dict[str, list[int]]:
+        """Token ids of ``ids``: from ``cache``, else fetched, encoded and cached (the
+        cache is emptied first when the new ones would take it past ``limit``)."""
+        tokens = {key: cache.get(key) for key in ids}
+        missing = [key for key, value in tokens.items() if value is None]
+        if missing:
+            with self._lookup:
+                texts = fetch(missing)
+            tokens.update(zip(missing, encode(texts), strict=True))
+            with self._cache:
+                if limit is not None and len(cache) + len(missing) > limit:
+                    cache.clear()
+                if limit is None or len(missing) <= limit:
+                    cache.update((key, tokens[key]) for key in missing)
+        return tokens  # type: ignore[return-value]
+
     def batch(self, samples: list[sampling.Sample]) -> dict[str, torch.Tensor]:
         """Flat pair tensors (one row per (query, passage) in sample order), and the
         (queries x passages) ``targets`` and ``mask``."""
-        query_ids = list(dict.fromkeys(sample.query_id for sample in samples))
-        queries = {q: self._query_tokens.get(q) for q in query_ids}
-        new = [q for q, tokens in queries.items() if tokens is None]
-        if new:
-            with self._lookup:
-                texts = self.texts.query_texts(new)
-            queries.update(zip(new, self.encoder.query_ids(texts), strict=True))
-            with self._cache:
-                self._query_tokens.update((q, queries[q]) for q in new)
+        queries = self._tokens(
+            (sample.query_id for sample in samples),
+            self._query_tokens,
+            self.texts.query_texts,
+            self.encoder.query_ids,
+        )
         doc_ids = self.table.doc_ids(row for sample in samples for row in sample.rows)
-        docs = {doc_id: self._doc_tokens.get(doc_id) for doc_id in doc_ids}
-        missing = [doc_id for doc_id, tokens in docs.items() if tokens is None]
-        if missing:
-            with self._lookup:
-                texts = self.texts.doc_texts(missing)
-            docs.update(zip(missing, self.encoder.doc_ids(texts), strict=True))
-            with self._cache:
-                if len(self._doc_tokens) + len(missing) > self.cache_size:
-                    self._doc_tokens.clear()
-                if len(missing) <= self.cache_size:
-                    self._doc_tokens.update((doc_id, docs[doc_id]) for doc_id in missing)
+        docs = self._tokens(
+            doc_ids, self._doc_tokens, self.texts.doc_texts, self.encoder.doc_ids, self.cache_size
+        )
         inputs = self.encoder.collate(
             [queries[sample.query_id] for sample in samples for _ in sample.rows],
             [docs[doc_id] for doc_id in doc_ids],
