@@ -61,6 +61,7 @@ TRAINING = {
     "query_length": 16,
     "doc_length": 64,
     "freeze_position_embeddings": False,
+    "precision": "fp32",
 }
 
 
@@ -115,7 +116,9 @@ def vaswani(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             "out_run": root / "model.run",
             "depth": DEPTH,
         }
-        steps.rerank_first_stages(str(root / "checkpoint"), manifests, [job], BATCH_SIZE, "model")
+        steps.rerank_first_stages(
+            str(root / "checkpoint"), manifests, [job], BATCH_SIZE, "model", precision="fp32"
+        )
         steps.write_metrics(
             manifests,
             [
@@ -147,7 +150,11 @@ def test_bm25_then_reranker_in_an_experiment_equals_the_pipeline(vaswani: dict) 
     root = vaswani["root"]
     bm25 = PisaIndex(str(root / "index")).bm25(**BM25, num_results=DEPTH)
     reranker = CrossEncoderReranker(
-        root / "checkpoint", texts=VASWANI_ID, batch_size=BATCH_SIZE, device="cpu"
+        root / "checkpoint",
+        texts=VASWANI_ID,
+        batch_size=BATCH_SIZE,
+        device="cpu",
+        precision="fp32",
     )
     result = pt.Experiment(
         [bm25, bm25 >> reranker],
@@ -232,7 +239,7 @@ def direct_scores(checkpoint: Path, frame: pd.DataFrame) -> list[float]:
 
 def test_scores_are_the_models_and_each_query_is_ranked(checkpoint: Path) -> None:
     frame = small_frame()
-    out = CrossEncoderReranker(checkpoint, batch_size=2)(frame)
+    out = CrossEncoderReranker(checkpoint, batch_size=2, precision="fp32")(frame)
 
     assert list(out.columns) == ["qid", "query", "docno", "text", "note", "score", "rank"]
     assert out["qid"].tolist() == ["q0"] * 3 + ["q1"] * 3
@@ -327,7 +334,7 @@ def test_a_lightning_ir_checkpoint_loads_by_hub_id(backbone_dir: Path, tmp_path:
     assert json.loads((folder / "config.json").read_text())["model_type"] == "mono"
     hub_cache_snapshot("webis/monoelectra-tiny-test", folder)
 
-    reranker = CrossEncoderReranker("webis/monoelectra-tiny-test")
+    reranker = CrossEncoderReranker("webis/monoelectra-tiny-test", precision="fp32")
     assert (reranker.model.query_length, reranker.model.doc_length) == (
         LIGHTNING_IR_CONFIG["query_length"],
         LIGHTNING_IR_CONFIG["doc_length"],

@@ -84,7 +84,8 @@ class CrossEncoderReranker(pt.Transformer):
     is scored (cut the first stage with ``% k`` or its ``num_results``); the output has
     the input's columns with the model's ``score`` and a 0-based ``rank``, ordered by
     query (input order) and rank, ties in first-stage order (the input's ``rank``, else
-    its ``score``, else row order).
+    its ``score``, else row order). ``precision``: as the pipeline's ``rerank.precision``
+    (``auto``: bf16 autocast on a GPU and on CPUs with bf16 instructions, else fp32).
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class CrossEncoderReranker(pt.Transformer):
         *,
         batch_size: int = 64,
         device: str | None = None,
+        precision: str = "auto",
         query_length: int | None = None,
         doc_length: int | None = None,
         texts: str | DocTextLoader | None = None,
@@ -106,6 +108,7 @@ class CrossEncoderReranker(pt.Transformer):
         self.encoder = PairEncoder(tokenizer, self.model.query_length, self.model.doc_length)
         self.batch_size = batch_size
         self.device = device or default_device()
+        self.precision = precision
         if isinstance(texts, str):
             texts = DocTextLoader(texts, max_words=self.model.doc_length)
         self.texts = texts
@@ -168,6 +171,7 @@ class CrossEncoderReranker(pt.Transformer):
             depth=int(run.groupby("query_id").size().max()),
             batch_size=self.batch_size,
             device=self.device,
+            precision=self.precision,
         )
         ranked = pd.DataFrame(
             {
