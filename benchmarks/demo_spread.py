@@ -5,7 +5,7 @@ depends on the number of threads (and on the CPU), and to the seed. This runs th
 demo once per (seed, threads) in one working copy, each as its own experiment
 (``results/spread-s<seed>-t<threads>/``), and prints nDCG@10 per system with the spread.
 
-Run: ``python benchmarks/demo_spread.py --seeds 42 1 2 --threads 1 2`` (about 4 minutes
+Run: ``python benchmarks/demo_spread.py --seeds 42 1 2 --threads 1 2`` (about 3 minutes
 per variant on 2 idle cores).
 """
 
