@@ -3,6 +3,7 @@ nothing half-written, nothing already computed lost. Uses small tmpfs mounts (ro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ from rank_distillm import evaluate
 from rank_distillm import io as trec_io
 
 
-def _mount(target: Path, options: str) -> None:
+@contextlib.contextmanager
+def _tmpfs(target: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at ``target`` for the block, unmounted afterwards."""
     target.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
@@ -28,23 +31,23 @@ def _mount(target: Path, options: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB file system."""
-    disk = tmp_path / "disk"
-    _mount(disk, "size=64k")
-    yield disk
-    subprocess.run(["umount", str(disk)], check=True)
+    with _tmpfs(tmp_path / "disk", "size=64k") as disk:
+        yield disk
 
 
 @pytest.fixture
 def read_only_disk(tmp_path: Path) -> Iterator[Path]:
-    disk = tmp_path / "ro"
-    _mount(disk, "size=64k,ro")
-    yield disk
-    subprocess.run(["umount", str(disk)], check=True)
+    with _tmpfs(tmp_path / "ro", "size=64k,ro") as disk:
+        yield disk
 
 
 def big_run(rows: int = 20_000) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -26,7 +27,7 @@ from pyterrier_pisa import PisaIndex  # noqa: E402
 
 from rank_distillm import datasets, steps  # noqa: E402
 from rank_distillm import io as trec_io  # noqa: E402
-from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra  # noqa: E402
+from rank_distillm.backbone import build_tiny_electra  # noqa: E402
 from rank_distillm.evaluate import read_per_query  # noqa: E402
 from rank_distillm.model import (  # noqa: E402
     PairEncoder,
@@ -34,7 +35,13 @@ from rank_distillm.model import (  # noqa: E402
     save_cross_encoder,
 )
 from rank_distillm.pyterrier import CrossEncoderReranker, DocTextLoader  # noqa: E402
-from tests.helpers import negative_text, one_torch_thread, query_text, relevant_text  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    TINY,
+    negative_text,
+    one_torch_thread,
+    query_text,
+    relevant_text,
+)
 from tests.test_model import LIGHTNING_IR_CONFIG, published_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -43,14 +50,7 @@ VASWANI_ID = "local/vaswani-pyterrier"  # test_vaswani.py registers local/vaswan
 BM25 = {"k1": 0.9, "b": 0.4}
 DEPTH = 100
 BATCH_SIZE = 64
-TINY_VASWANI = TinyElectraSettings(
-    vocab_size=1000,
-    hidden_size=16,
-    num_hidden_layers=1,
-    num_attention_heads=2,
-    intermediate_size=32,
-    max_position_embeddings=128,
-)
+TINY_VASWANI = dataclasses.replace(TINY, vocab_size=1000, max_position_embeddings=128)
 TRAINING = {
     "loss": "infonce",
     "sampler": "single_relevant",
