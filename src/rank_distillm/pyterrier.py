@@ -27,12 +27,6 @@ from rank_distillm import datasets
 LOGGER = logging.getLogger(__name__)
 
 
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class DocTextLoader(pt.Transformer):
     """Adds a ``text`` column from an ir_datasets docstore: ``datasets.record_text`` of
     each ``docno`` (title + body where the corpus has both), cut to ``max_words`` words.
@@ -100,6 +94,7 @@ class CrossEncoderReranker(pt.Transformer):
         texts: str | DocTextLoader | None = None,
     ) -> None:
         from rank_distillm.model import PairEncoder, load_cross_encoder
+        from rank_distillm.rerank import default_device
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")

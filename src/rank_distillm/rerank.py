@@ -17,6 +17,11 @@ from rank_distillm.model import CrossEncoder, PairEncoder
 LOGGER = logging.getLogger(__name__)
 
 
+def default_device() -> str:
+    """A GPU when torch sees one, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def rerank(
     model: CrossEncoder,
     encoder: PairEncoder,

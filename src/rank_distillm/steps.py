@@ -250,9 +250,7 @@ def _rerank_run(
 ) -> None:
     """``device``: ``cuda`` when a GPU is there, else ``cpu``, unless given; ``precision``
     as :func:`rank_distillm.precision.choose` reads it."""
-    import torch
-
-    from rank_distillm.rerank import rerank
+    from rank_distillm.rerank import default_device, rerank
 
     dataset = datasets.load(dataset_id, manifests)
     topics = datasets.topics(dataset)
@@ -265,7 +263,7 @@ def _rerank_run(
         datasets.doc_texts(dataset, run["doc_id"], max_words=model.doc_length),
         depth=depth,
         batch_size=batch_size,
-        device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        device=device or default_device(),
         precision=precision,
     )
     trec_io.write_run(reranked, out_run, tag=tag)

@@ -253,7 +253,9 @@ def train(
 
     loss_fn = losses.get_loss(settings.loss)
     chunk = length_batches.pairs_per_chunk(device_type, model.backbone.config.hidden_size)
-    builder = BatchBuilder(table, texts, PairEncoder(tokenizer, *_lengths(settings)))
+    builder = BatchBuilder(
+        table, texts, PairEncoder(tokenizer, settings.query_length, settings.doc_length)
+    )
 
     def build(step: StepSamples) -> StepBatches:
         parts = shares(step.samples, process, processes, settings.accumulation_steps)
@@ -429,10 +431,6 @@ def train(
         resume.discard(resume_dir)
     accelerator.wait_for_everyone()
     return {"steps": steps, "pairs": pairs, "seconds": seconds, "queries": usable}
-
-
-def _lengths(settings: TrainSettings) -> tuple[int, int]:
-    return settings.query_length, settings.doc_length
 
 
 def _pinned(batch: dict[str, Any]) -> dict[str, Any]:
