@@ -12,7 +12,7 @@ import ir_measures
 import numpy as np
 import pandas as pd
 
-from rank_distillm.io import QRELS_COLUMNS, RUN_COLUMNS, atomic_output, require_columns
+from rank_distillm.io import QRELS_COLUMNS, atomic_output, require_columns
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,8 @@ def evaluate_run(
     qrels: pd.DataFrame,
     measures: Sequence[str] = DEFAULT_MEASURES,
     relevance_level: int = 1,
+    *,
+    order: str = "rank",
 ) -> pd.DataFrame:
     """Per-query values (long format: query_id, measure, value, in_run) of ``run`` against
     ``qrels``; ``in_run`` is 1 where the run contained the query, 0 where it was filled.
@@ -73,45 +75,25 @@ def evaluate_run(
     Binary measures count grade >= ``relevance_level`` as relevant (TREC DL passage
     judgements: 2); values are stored under the configured measure names.
 
-    The run is evaluated in rank order: scores are replaced by each row's position (equal
-    ranks in frame order), so that ties in the scores (and the providers' different
-    tie-breaking) cannot reorder documents. The judged
+    ``order="rank"`` (default) evaluates the run in rank order: scores are replaced by
+    each row's position (equal ranks in frame order), so that ties in the scores (and the
+    providers' different tie-breaking) cannot reorder documents. ``order="score"``
+    evaluates the scores as pytrec_eval orders them (descending, ties by doc id
+    descending), as PyTerrier's ``Experiment`` does in the authors' notebook. The judged
     query set is the qrels' queries: judged queries missing from the run score 0, run queries
     without qrels are dropped. Both counts are logged and stored in ``result.attrs``
     (``filled_missing``, ``dropped_unjudged``).
     """
-    require_columns(run, RUN_COLUMNS[:3], "run")
+    if order not in ("rank", "score"):
+        raise ValueError(f"order must be 'rank' or 'score', got {order!r}")
+    require_columns(run, ["query_id", "doc_id", order], "run")
     require_columns(qrels, QRELS_COLUMNS, "qrels")
     parsed = {
         at_relevance_level(ir_measures.parse_measure(m), relevance_level): m for m in measures
     }
     if len(parsed) != len(measures):
         raise ValueError(f"duplicate measures in {list(measures)}")
-
-    run = pd.DataFrame(
-        {
-            "query_id": run["query_id"].astype(str),
-            "doc_id": run["doc_id"].astype(str),
-            "rank": pd.to_numeric(run["rank"]),
-        }
-    )
-    qrels = pd.DataFrame(
-        {
-            "query_id": qrels["query_id"].astype(str),
-            "doc_id": qrels["doc_id"].astype(str),
-            "relevance": pd.to_numeric(qrels["relevance"]).astype(int),
-        }
-    )
-    # ir_measures keys runs and qrels by (query, doc): duplicates would be silently collapsed.
-    if run["rank"].isna().any():
-        raise ValueError("run has missing ranks")
-    for df, keys, what in (
-        (run, ["query_id", "doc_id"], "run has duplicate (query_id, doc_id)"),
-        (qrels, ["query_id", "doc_id"], "qrels have duplicate (query_id, doc_id)"),
-    ):
-        dup = df.duplicated(keys, keep=False)
-        if dup.any():
-            raise ValueError(f"{what}: {df.loc[dup, keys].head(3).to_dict('records')}")
+    run, qrels = _checked_frames(run, qrels, order)
 
     judged = sorted(set(qrels["query_id"]))
     judged_set = set(judged)
@@ -132,9 +114,9 @@ def evaluate_run(
         {
             "query_id": run["query_id"],
             "doc_id": run["doc_id"],
-            # Each row's position in rank order; equal ranks keep the frame's order (the
-            # order io.read_run gives them), so no provider's tie-breaking can reorder.
-            "score": -_positions(run),
+            # By rank: each row's position in rank order; equal ranks keep the frame's order
+            # (the order io.read_run gives them), so no provider's tie-breaking can reorder.
+            "score": -_positions(run) if order == "rank" else run["score"],
         }
     )
     values = {
@@ -153,6 +135,36 @@ def evaluate_run(
     result.attrs["filled_missing"] = len(missing)
     result.attrs["dropped_unjudged"] = len(unjudged)
     return result
+
+
+def _checked_frames(
+    run: pd.DataFrame, qrels: pd.DataFrame, order: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The run (ids, ``order`` column) and qrels with string ids and numeric values; missing
+    ranks or scores and duplicate (query, doc) pairs are errors, since ir_measures keys
+    both by (query, doc) and would collapse duplicates silently."""
+    run = pd.DataFrame(
+        {
+            "query_id": run["query_id"].astype(str),
+            "doc_id": run["doc_id"].astype(str),
+            order: pd.to_numeric(run[order]),
+        }
+    )
+    qrels = pd.DataFrame(
+        {
+            "query_id": qrels["query_id"].astype(str),
+            "doc_id": qrels["doc_id"].astype(str),
+            "relevance": pd.to_numeric(qrels["relevance"]).astype(int),
+        }
+    )
+    if run[order].isna().any():
+        raise ValueError(f"run has missing {order}s")
+    for df, what in ((run, "run has"), (qrels, "qrels have")):
+        dup = df.duplicated(["query_id", "doc_id"], keep=False)
+        if dup.any():
+            pairs = df.loc[dup, ["query_id", "doc_id"]].head(3).to_dict("records")
+            raise ValueError(f"{what} duplicate (query_id, doc_id): {pairs}")
+    return run, qrels
 
 
 def _positions(run: pd.DataFrame) -> np.ndarray:
