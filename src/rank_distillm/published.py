@@ -1,0 +1,177 @@
+"""The authors' published systems as row sources: which of their runs a config uses, where
+each lands, and where its per-query metrics go.
+
+Config ``published`` switches this on: the archive (a ``downloads`` entry) is streamed
+once, the runs of the paper's tables are extracted (``resources/published/``, shared by
+experiments, since the archive's checksum pins them), evaluated with the notebook's rules
+(``rank_distillm.published_eval``) into per-query metrics, and laid out as the paper's
+tables (``rank_distillm.published_tables``) under ``results/<experiment>/published/``.
+A first stage with ``published: bm25`` (or ``colbert``) re-ranks the authors' runs of
+every evaluation set the archive holds (deliverable of issue 15: their BM25 DL20 run and
+their TIREx first stages), even without the tables.
+
+For comparing a trained model with the published system it reproduces (``models.<name>.
+published``), :meth:`PublishedSpec.metrics_file` names that system's per-query metrics of
+one (first stage, dataset) and :meth:`PublishedSpec.group_metrics_file` of one TIREx group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rank_distillm import paper_tables
+from rank_distillm.published_archive import FIRST_STAGE_SYSTEM, Entry
+
+RESOURCES = "resources/published"
+#: The variant of the Cranfield cells with the archive's query ids mapped to ir_datasets'.
+IDS_MAPPED = "ids-mapped"
+TABLES = ("trec-dl", "tirex", "loss", "subsampling-queries", "subsampling-depth")
+FORMATS = ("md", "csv", "tex")
+
+
+def _slug(dataset: str) -> str:
+    return dataset.replace("/", "__")
+
+
+def run_file(entry: Entry) -> str:
+    """Where the run of an archive entry is extracted to (normalised, TREC format)."""
+    return f"{RESOURCES}/{entry.system}/{entry.first_stage}/{_slug(entry.dataset)}.run"
+
+
+def archive_holds(first_stage: str, dataset: str) -> bool:
+    """Whether the archive has a first-stage run of ``dataset`` for ``first_stage``."""
+    return (first_stage, dataset) in paper_tables.load().archive_pairs()
+
+
+def tirex_group(task: str) -> str:
+    """A task's TIREx group: the notebook's docs parent id (the two medline years merged),
+    named by its first part (``argsme/2020-04-01`` is ``argsme``)."""
+    import ir_datasets
+
+    return ir_datasets.docs_parent_id(task).split("/")[0]
+
+
+@dataclass(frozen=True)
+class PublishedSpec:
+    """What the published stage reads and writes for one experiment."""
+
+    root: str  # results/<experiment>/published
+    archive: str  # resources/<download>
+    md5: str | None  # the archive's published MD5, where configured
+    checksum_file: str  # where its MD5 is recorded otherwise
+    record: int | None
+    tirex: bool  # evaluate the TIREx tasks (needs their qrels through ir_datasets)
+    map_cranfield_ids: bool
+    manifests: tuple[str, ...] = ()
+    first_stage_runs: tuple[Entry, ...] = ()  # runs the pipeline's first stages re-rank
+    paper: paper_tables.PaperTables = field(default_factory=paper_tables.load, repr=False)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        root: str,
+        first_stage_runs: Sequence[Entry] = (),
+        manifests: Sequence[str] = (),
+    ) -> PublishedSpec:
+        """``config['published']`` with its archive's ``downloads`` entry (the schema and
+        ``experiment.from_config`` have checked both)."""
+        from rank_distillm.download import checksum_path
+
+        settings = config["published"]
+        name = settings["archive"].removeprefix("resources/")
+        source = config.get("downloads", {}).get(name, {})
+        return cls(
+            root=f"{root}/published",
+            archive=settings["archive"],
+            md5=source.get("md5"),
+            checksum_file=checksum_path(name),
+            record=source.get("record"),
+            tirex=settings.get("tirex", True),
+            map_cranfield_ids=settings.get("map_cranfield_ids", True),
+            manifests=tuple(manifests),
+            first_stage_runs=tuple(first_stage_runs),
+        )
+
+    # ----------------------------------------------------------------- what is evaluated
+
+    def trec_dl_pairs(self) -> list[tuple[str, str]]:
+        return self.paper.trec_dl_pairs()
+
+    def tirex_tasks(self) -> list[str]:
+        return list(self.paper.tirex_tasks) if self.tirex else []
+
+    def groups(self) -> dict[str, list[str]]:
+        """TIREx groups and their tasks, in the notebook's order."""
+        found: dict[str, list[str]] = {}
+        for task in self.tirex_tasks():
+            found.setdefault(tirex_group(task), []).append(task)
+        return found
+
+    def table_entries(self) -> list[Entry]:
+        """Every run the tables evaluate: each TREC DL system on the four TREC DL pairs,
+        each TIREx system on every task."""
+        trec = [
+            Entry(system, stage, dataset)
+            for system in self.paper.trec_dl_systems()
+            for stage, dataset in self.trec_dl_pairs()
+        ]
+        tirex = [
+            Entry(system, "bm25", task)
+            for system in self.paper.tirex_systems()
+            for task in self.tirex_tasks()
+        ]
+        return trec + tirex
+
+    def entries(self) -> list[Entry]:
+        """Every run to extract: the tables' and the pipeline's first stages'."""
+        return list(dict.fromkeys([*self.table_entries(), *self.first_stage_runs]))
+
+    def run_files(self) -> dict[Entry, str]:
+        return {entry: run_file(entry) for entry in self.entries()}
+
+    # ----------------------------------------------------------------- metrics
+
+    def metrics_file(self, system: str, first_stage: str, dataset: str, variant: str = "") -> str:
+        """Per-query nDCG@10 (``evaluate.write_per_query`` format, with ``in_run``) of a
+        published system on one (first stage, dataset), by the notebook's rules."""
+        folder = _slug(dataset) + (f".{variant}" if variant else "")
+        return f"{self.root}/metrics/{first_stage}/{folder}/{system}.tsv"
+
+    def group_metrics_file(self, system: str, group: str, variant: str = "") -> str:
+        """Per-query nDCG@10 of a published system on a TIREx group: its tasks' topics,
+        qrels and runs concatenated without prefixing query ids, as the notebook does."""
+        folder = group + (f".{variant}" if variant else "")
+        return f"{self.root}/metrics/tirex-groups/{folder}/{system}.tsv"
+
+    def cranfield_mapped(self) -> bool:
+        return self.map_cranfield_ids and "cranfield" in self.tirex_tasks()
+
+    def metrics_files(self) -> list[str]:
+        """Every metrics file the evaluation writes."""
+        entries = self.table_entries()
+        files = [self.metrics_file(e.system, e.first_stage, e.dataset) for e in entries]
+        for group in self.groups():
+            files += [self.group_metrics_file(s, group) for s in self.paper.tirex_systems()]
+        if self.cranfield_mapped():
+            files += [
+                self.group_metrics_file(s, "cranfield", IDS_MAPPED)
+                for s in self.paper.tirex_systems()
+            ]
+        return files
+
+    # ----------------------------------------------------------------- tables
+
+    def table_files(self) -> dict[str, str]:
+        """``<table>.<format>`` of every table written, the figure and the cell-by-cell
+        comparison with the printed tables."""
+        tables = [t for t in TABLES if t != "tirex" or self.tirex]
+        found = {f"{t}.{ext}": f"{self.root}/{t}.{ext}" for t in tables for ext in FORMATS}
+        found["figure"] = f"{self.root}/subsampling.png"
+        found["comparison"] = f"{self.root}/comparison.csv"
+        return found
+
+
+__all__ = ["FIRST_STAGE_SYSTEM", "IDS_MAPPED", "Entry", "PublishedSpec", "archive_holds"]
