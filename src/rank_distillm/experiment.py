@@ -25,7 +25,7 @@ RESULTS = "results"
 FIRST_STAGE_ROW = "first-stage"
 SPLIT_TRAIN = "train"
 #: Keys of a model entry that describe its data and place, not its training settings.
-_RECIPE_KEYS = {"label", "start", "data", "first_stage", "teacher", "queries", "depth"}
+_RECIPE_KEYS = {"label", "start", "data", "first_stage", "teacher", "queries", "depth", "published"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
@@ -73,6 +73,8 @@ class FirstStage:
     runs: Mapping[str, str]
     depth: int
     train_depth: int
+    published: str | None = None  # the archive's first stage whose runs it re-ranks
+    published_splits: tuple[str, ...] = ()  # the splits whose run comes from the archive
 
     def has_run(self, split: str) -> bool:
         return split in self.runs or self.bm25 is not None
@@ -131,6 +133,7 @@ class Model:
     queries: int | None  # teacher data: queries of the teacher run used (None: all)
     depth: int | None  # teacher data: passages per query
     settings: Mapping[str, Any]  # training settings (rank_distillm.train.TrainSettings keys)
+    published: str | None = None  # the authors' published system this model reproduces
 
     def recipe_key(self) -> tuple:
         """What determines the trained weights: equal keys mean the same model."""
@@ -300,6 +303,17 @@ class Experiment:
             return self.teacher_run(system, split, first_stage)
         return self.run_file(split, first_stage, system)
 
+    def published_first_stage_runs(self) -> list[Any]:
+        """The archive entries (``published_archive.Entry``) of the authors' first-stage
+        runs that the first stages with ``published`` re-rank."""
+        from rank_distillm.published import FIRST_STAGE_SYSTEM, Entry
+
+        return [
+            Entry(FIRST_STAGE_SYSTEM, stage.published, benchmark_id(self.evaluation[split]))
+            for stage in self.first_stages.values()
+            for split in stage.published_splits
+        ]
+
     def metrics_file(self, split: str, first_stage: str, system: str) -> str:
         return f"{self.root}/metrics/{split}/{first_stage}/{system}.tsv"
 
@@ -362,7 +376,9 @@ class Experiment:
         for stage in self.first_stages.values():
             sources: dict[str, list[str]] = {}
             for split in self.evaluation:
-                if split in stage.runs:
+                if split in stage.published_splits:
+                    source = "the authors' published run (their archive, Zenodo record 15150456)"
+                elif split in stage.runs:
                     source = f"`{Path(stage.runs[split]).name}`"
                 elif stage.bm25 is not None:
                     settings = ", ".join(f"{k}={v}" for k, v in stage.bm25.items())
@@ -430,6 +446,7 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
     }
     if SPLIT_TRAIN in evaluation:
         raise ConfigError(f"evaluation: {SPLIT_TRAIN!r} is reserved for the training queries")
+    _check_downloads(config)
     collections = dict(config.get("collections", {}))
     demo_tirex = config.get("demo_tirex")
     local = [*collections, *((demo_tirex or {}).get("corpora", {}))]
@@ -441,7 +458,7 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
     demo_name = (config.get("demo") or {}).get("name")
     _check_qrels(evaluation, [*local, *([demo_name] if demo_name else [])])
     splits = [SPLIT_TRAIN, *evaluation]
-    first_stages = _first_stages(config, splits)
+    first_stages = _first_stages(config, splits, evaluation)
     tirex_stage = _tirex_first_stage(config, first_stages, tasks)
     for name, spec in evaluation.items():
         stages = [tirex_stage] if spec.tirex else list(first_stages)
@@ -607,7 +624,9 @@ def _tirex_first_stage(
     return name
 
 
-def _first_stages(config: Mapping[str, Any], splits: list[str]) -> dict[str, FirstStage]:
+def _first_stages(
+    config: Mapping[str, Any], splits: list[str], evaluation: Mapping[str, EvaluationSet]
+) -> dict[str, FirstStage]:
     stages = {}
     for name, spec in config["first_stages"].items():
         runs = dict(spec.get("runs") or {})
@@ -616,6 +635,8 @@ def _first_stages(config: Mapping[str, Any], splits: list[str]) -> dict[str, Fir
                 raise ConfigError(
                     f"first_stages.{name}.runs.{split}: not a split{_hint(split, splits)}"
                 )
+        published = _published_runs(config, name, spec.get("published"), runs, evaluation)
+        runs.update(published)
         bm25 = spec.get("bm25")
         if bm25 is None and not runs:
             raise ConfigError(f"first_stages.{name}: needs `bm25` settings or `runs` files")
@@ -626,8 +647,42 @@ def _first_stages(config: Mapping[str, Any], splits: list[str]) -> dict[str, Fir
             runs=runs,
             depth=spec.get("depth", 100),
             train_depth=spec.get("train_depth", 200),
+            published=spec.get("published"),
+            published_splits=tuple(published),
         )
     return stages
+
+
+def benchmark_id(spec: EvaluationSet) -> str:
+    """The id a set is known by in the paper: a TIREx task's id, else its dataset id."""
+    return spec.label if spec.tirex else spec.dataset
+
+
+def _published_runs(
+    config: Mapping[str, Any],
+    name: str,
+    stage: str | None,
+    given: Mapping[str, str],
+    evaluation: Mapping[str, EvaluationSet],
+) -> dict[str, str]:
+    """The authors' runs of first stage ``stage`` (from their archive) for every evaluation
+    set the archive holds and ``runs`` does not give."""
+    if stage is None:
+        return {}
+    from rank_distillm import published
+
+    if not config.get("published"):
+        raise ConfigError(
+            f"first_stages.{name}.published: the authors' runs come from their archive; "
+            "configure it under `published` (see configs/paper.yaml)"
+        )
+    return {
+        split: published.run_file(
+            published.Entry(published.FIRST_STAGE_SYSTEM, stage, benchmark_id(spec))
+        )
+        for split, spec in evaluation.items()
+        if split not in given and published.archive_holds(stage, benchmark_id(spec))
+    }
 
 
 def _teachers(
@@ -816,7 +871,45 @@ def _model(
         queries=queries,
         depth=depth,
         settings=settings,
+        published=_published_system(spec.get("published"), f"{key}.published"),
     )
+
+
+def _published_system(system: str | None, where: str) -> str | None:
+    """A system of the authors' archive (``paper_tables``), or None."""
+    if system is None:
+        return None
+    from rank_distillm import paper_tables
+
+    systems = paper_tables.load().systems
+    if system not in systems:
+        raise ConfigError(
+            f"{where}: {system!r} is not a system of the authors' archive{_hint(system, systems)}"
+        )
+    return system
+
+
+_ZENODO_RECORD = re.compile(r"zenodo\.org/records?/(\d+)/")
+
+
+def _check_downloads(config: Mapping[str, Any]) -> None:
+    """A download naming its Zenodo ``record`` must be fetched from that record, and the
+    archive of ``published`` must be a download."""
+    downloads = config.get("downloads", {})
+    for name, spec in downloads.items():
+        record = spec.get("record")
+        found = _ZENODO_RECORD.search(spec["url"])
+        if record is not None and (found is None or int(found[1]) != int(record)):
+            raise ConfigError(
+                f"downloads.{name}: the url is not a file of Zenodo record {record} "
+                f"(expected https://zenodo.org/records/{record}/files/...; got {spec['url']})"
+            )
+    archive = (config.get("published") or {}).get("archive")
+    if archive is not None and archive.removeprefix("resources/") not in downloads:
+        raise ConfigError(
+            f"published.archive: {archive!r} is not a download (resources/<a key of "
+            f"downloads>{_hint(archive.removeprefix('resources/'), downloads)})"
+        )
 
 
 def _models(
