@@ -82,67 +82,90 @@ def evaluate_run(
     descending), as PyTerrier's ``Experiment`` does in the authors' notebook. The judged
     query set is the qrels' queries: judged queries missing from the run score 0, run queries
     without qrels are dropped. Both counts are logged and stored in ``result.attrs``
-    (``filled_missing``, ``dropped_unjudged``).
+    (``filled_missing``, ``dropped_unjudged``). :class:`RunEvaluator` evaluates many runs
+    against one set of qrels.
     """
-    if order not in ("rank", "score"):
-        raise ValueError(f"order must be 'rank' or 'score', got {order!r}")
-    require_columns(run, ["query_id", "doc_id", order], "run")
-    require_columns(qrels, QRELS_COLUMNS, "qrels")
-    parsed = {
-        at_relevance_level(ir_measures.parse_measure(m), relevance_level): m for m in measures
-    }
-    if len(parsed) != len(measures):
-        raise ValueError(f"duplicate measures in {list(measures)}")
-    run, qrels = _checked_frames(run, qrels, order)
+    return RunEvaluator(qrels, measures, relevance_level)(run, order=order)
 
-    judged = sorted(set(qrels["query_id"]))
-    judged_set = set(judged)
-    run_queries = set(run["query_id"])
-    unjudged = sorted(run_queries - judged_set)
-    missing = sorted(judged_set - run_queries)
-    if unjudged:
-        logger.warning(
-            "dropping %d run queries without qrels: %s", len(unjudged), _preview(unjudged)
-        )
-    if missing:
-        logger.warning(
-            "%d judged queries missing from the run, scored 0: %s", len(missing), _preview(missing)
-        )
 
-    run = run[run["query_id"].isin(judged_set)]
-    ir_run = pd.DataFrame(
-        {
-            "query_id": run["query_id"],
-            "doc_id": run["doc_id"],
-            # By rank: each row's position in rank order; equal ranks keep the frame's order
-            # (the order io.read_run gives them), so no provider's tie-breaking can reorder.
-            "score": -_positions(run) if order == "rank" else run["score"],
+class RunEvaluator:
+    """:func:`evaluate_run` against one set of qrels, checked and handed to ir_measures
+    (its evaluator) once, so that each further run costs only its own evaluation."""
+
+    def __init__(
+        self,
+        qrels: pd.DataFrame,
+        measures: Sequence[str] = DEFAULT_MEASURES,
+        relevance_level: int = 1,
+    ) -> None:
+        require_columns(qrels, QRELS_COLUMNS, "qrels")
+        self.parsed = {
+            at_relevance_level(ir_measures.parse_measure(m), relevance_level): m for m in measures
         }
-    )
-    values = {
-        (parsed[m.measure], m.query_id): float(m.value)
-        for m in ir_measures.iter_calc(list(parsed), qrels, ir_run)
-    }
-    # ir_measures 0.4.3 already yields each measure's default (0) for judged queries without
-    # results; filling here keeps that guarantee independent of the provider/version.
-    rows = [
-        (qid, measure, values.get((measure, qid), 0.0), int(qid in run_queries))
-        for measure in measures
-        for qid in judged
-    ]
-    result = pd.DataFrame(rows, columns=[*PER_QUERY_COLUMNS, IN_RUN])
-    result["value"] = result["value"].astype(float)
-    result.attrs["filled_missing"] = len(missing)
-    result.attrs["dropped_unjudged"] = len(unjudged)
-    return result
+        if len(self.parsed) != len(measures):
+            raise ValueError(f"duplicate measures in {list(measures)}")
+        self.measures = list(measures)
+        qrels = pd.DataFrame(
+            {
+                "query_id": qrels["query_id"].astype(str),
+                "doc_id": qrels["doc_id"].astype(str),
+                "relevance": pd.to_numeric(qrels["relevance"]).astype(int),
+            }
+        )
+        _refuse_duplicates(qrels, "qrels have")
+        self.judged = sorted(set(qrels["query_id"]))
+        self.evaluator = ir_measures.evaluator(list(self.parsed), qrels)
+
+    def __call__(self, run: pd.DataFrame, *, order: str = "rank") -> pd.DataFrame:
+        if order not in ("rank", "score"):
+            raise ValueError(f"order must be 'rank' or 'score', got {order!r}")
+        require_columns(run, ["query_id", "doc_id", order], "run")
+        run = _checked_run(run, order)
+        judged_set = set(self.judged)
+        run_queries = set(run["query_id"])
+        unjudged = sorted(run_queries - judged_set)
+        missing = sorted(judged_set - run_queries)
+        if unjudged:
+            logger.warning(
+                "dropping %d run queries without qrels: %s", len(unjudged), _preview(unjudged)
+            )
+        if missing:
+            logger.warning(
+                "%d judged queries missing from the run, scored 0: %s",
+                len(missing),
+                _preview(missing),
+            )
+        run = run[run["query_id"].isin(judged_set)]
+        ir_run = pd.DataFrame(
+            {
+                "query_id": run["query_id"],
+                "doc_id": run["doc_id"],
+                # By rank: each row's position in rank order; equal ranks keep the frame's
+                # order (io.read_run's), so no provider's tie-breaking can reorder.
+                "score": -_positions(run) if order == "rank" else run["score"],
+            }
+        )
+        values = {
+            (self.parsed[m.measure], m.query_id): float(m.value)
+            for m in self.evaluator.iter_calc(ir_run)
+        }
+        # ir_measures 0.4.3 already yields each measure's default (0) for judged queries
+        # without results; filling here keeps that independent of the provider/version.
+        rows = [
+            (qid, measure, values.get((measure, qid), 0.0), int(qid in run_queries))
+            for measure in self.measures
+            for qid in self.judged
+        ]
+        result = pd.DataFrame(rows, columns=[*PER_QUERY_COLUMNS, IN_RUN])
+        result["value"] = result["value"].astype(float)
+        result.attrs["filled_missing"] = len(missing)
+        result.attrs["dropped_unjudged"] = len(unjudged)
+        return result
 
 
-def _checked_frames(
-    run: pd.DataFrame, qrels: pd.DataFrame, order: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The run (ids, ``order`` column) and qrels with string ids and numeric values; missing
-    ranks or scores and duplicate (query, doc) pairs are errors, since ir_measures keys
-    both by (query, doc) and would collapse duplicates silently."""
+def _checked_run(run: pd.DataFrame, order: str) -> pd.DataFrame:
+    """The run's ids and ``order`` column, with string ids and numeric values; a missing
+    rank or score is an error."""
     run = pd.DataFrame(
         {
             "query_id": run["query_id"].astype(str),
@@ -150,21 +173,19 @@ def _checked_frames(
             order: pd.to_numeric(run[order]),
         }
     )
-    qrels = pd.DataFrame(
-        {
-            "query_id": qrels["query_id"].astype(str),
-            "doc_id": qrels["doc_id"].astype(str),
-            "relevance": pd.to_numeric(qrels["relevance"]).astype(int),
-        }
-    )
     if run[order].isna().any():
         raise ValueError(f"run has missing {order}s")
-    for df, what in ((run, "run has"), (qrels, "qrels have")):
-        dup = df.duplicated(["query_id", "doc_id"], keep=False)
-        if dup.any():
-            pairs = df.loc[dup, ["query_id", "doc_id"]].head(3).to_dict("records")
-            raise ValueError(f"{what} duplicate (query_id, doc_id): {pairs}")
-    return run, qrels
+    _refuse_duplicates(run, "run has")
+    return run
+
+
+def _refuse_duplicates(frame: pd.DataFrame, what: str) -> None:
+    """ir_measures keys runs and qrels by (query, doc) and would collapse duplicates
+    silently."""
+    dup = frame.duplicated(["query_id", "doc_id"], keep=False)
+    if dup.any():
+        pairs = frame.loc[dup, ["query_id", "doc_id"]].head(3).to_dict("records")
+        raise ValueError(f"{what} duplicate (query_id, doc_id): {pairs}")
 
 
 def _positions(run: pd.DataFrame) -> np.ndarray:
