@@ -144,7 +144,9 @@ def extract_runs(
         size = os.path.getsize(archive)
         with (
             open(archive, "rb") as raw,
-            tqdm(total=size, unit="B", unit_scale=True, desc=Path(archive).name) as bar,
+            tqdm(
+                total=size, unit="B", unit_scale=True, desc=Path(archive).name, mininterval=5
+            ) as bar,
         ):
             reader = _HashingReader(raw, bar)
             with tarfile.open(fileobj=reader, mode="r|*") as tar:

@@ -38,6 +38,7 @@ from rank_distillm.published_archive import FIRST_STAGE_SYSTEM, Entry, read_run_
 LOGGER = logging.getLogger(__name__)
 MEASURE = "nDCG@10"
 FIRST_STAGE_DEPTH = 100
+_PAIR = ["query_id", "doc_id"]
 _INTEGER = re.compile(r"[+-]?\d+")
 
 
@@ -114,13 +115,17 @@ def cut(run: pd.DataFrame, pairs: pd.MultiIndex) -> pd.DataFrame:
     return run[keys.isin(pairs)].reset_index(drop=True)
 
 
-def per_query(run: pd.DataFrame, qrels: pd.DataFrame, topic_ids: set[str]) -> pd.DataFrame:
-    """Per-query nDCG@10 of ``run`` (by score) against the qrels of the queries that have a
-    topic, repeated pairs keeping their last row (``evaluate.write_per_query`` layout)."""
-    keys = ["query_id", "doc_id"]
-    qrels = qrels[qrels["query_id"].isin(topic_ids)].drop_duplicates(keys, keep="last")
-    run = run.drop_duplicates(keys, keep="last")
-    return evaluate.evaluate_run(run, qrels, [MEASURE], order="score")
+def scorer(qrels: pd.DataFrame, topic_ids: set[str]) -> evaluate.RunEvaluator:
+    """nDCG@10 against the qrels of the queries that have a topic, a repeated (query,
+    document) keeping its last label."""
+    qrels = qrels[qrels["query_id"].isin(topic_ids)]
+    return evaluate.RunEvaluator(qrels.drop_duplicates(_PAIR, keep="last"), [MEASURE])
+
+
+def per_query(run: pd.DataFrame, scoring: evaluate.RunEvaluator) -> pd.DataFrame:
+    """Per-query nDCG@10 of ``run`` by its scores, a repeated pair keeping its last row
+    (``evaluate.write_per_query`` layout)."""
+    return scoring(run.drop_duplicates(_PAIR, keep="last"), order="score")
 
 
 def map_query_ids(run: pd.DataFrame, numbers: Sequence[str]) -> pd.DataFrame | None:
@@ -190,10 +195,10 @@ def _evaluate_pair(
 ) -> dict[str, pd.DataFrame]:
     """Evaluate and write every system on one pair; returns the prepared runs."""
     first_stage, dataset = pair
-    qrels, topics = judgements.qrels(dataset), judgements.topic_ids(dataset)
+    scoring = scorer(judgements.qrels(dataset), judgements.topic_ids(dataset))
     runs = _pair_runs(systems, first_stage, dataset)
     for system, run in runs.items():
-        _write(per_query(run, qrels, topics), spec.metrics_file(system, first_stage, dataset))
+        _write(per_query(run, scoring), spec.metrics_file(system, first_stage, dataset))
     return runs
 
 
@@ -204,20 +209,19 @@ def _evaluate_group(
     systems = spec.paper.tirex_systems()
     runs = {task: _evaluate_pair(spec, judgements, systems, ("bm25", task)) for task in tasks}
     qrels = pd.concat([judgements.qrels(task) for task in tasks], ignore_index=True)
-    topics = set().union(*(judgements.topic_ids(task) for task in tasks))
+    scoring = scorer(qrels, set().union(*(judgements.topic_ids(task) for task in tasks)))
     for system in systems:
         joined = pd.concat([runs[task][system] for task in tasks], ignore_index=True)
-        _write(per_query(joined, qrels, topics), spec.group_metrics_file(system, group))
+        _write(per_query(joined, scoring), spec.group_metrics_file(system, group))
     if group == "cranfield" and spec.cranfield_mapped():
-        _evaluate_cranfield_mapped(spec, judgements, runs["cranfield"], qrels, topics)
+        _evaluate_cranfield_mapped(spec, judgements, runs["cranfield"], scoring)
 
 
 def _evaluate_cranfield_mapped(
     spec: PublishedSpec,
     judgements: Judgements,
     runs: Mapping[str, pd.DataFrame],
-    qrels: pd.DataFrame,
-    topics: set[str],
+    scoring: evaluate.RunEvaluator,
 ) -> None:
     """Cranfield with the runs' query ids mapped to ir_datasets' (an empty file for a
     system whose ids do not map, so the table shows no figure)."""
@@ -225,7 +229,7 @@ def _evaluate_cranfield_mapped(
     for system, run in runs.items():
         mapped = map_query_ids(run, numbers)
         frame = (
-            per_query(mapped, qrels, topics)
+            per_query(mapped, scoring)
             if mapped is not None
             else pd.DataFrame(columns=[*evaluate.PER_QUERY_COLUMNS, evaluate.IN_RUN])
         )

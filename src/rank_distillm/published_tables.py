@@ -309,7 +309,7 @@ def write_table(
         if shown.references is not None:
             csv[f"paper {column}"] = shown.references[:, j]
     with atomic_output(outputs["csv"]) as tmp:
-        csv.to_csv(tmp, float_format="%.6g")
+        csv.to_csv(tmp, float_format="%.12g")
     atomic_write_text(outputs["md"], table_formats.markdown(shown))
     atomic_write_text(outputs["tex"], table_formats.latex(shown, label))
 
