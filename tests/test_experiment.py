@@ -78,11 +78,20 @@ def test_paper_table_is_every_first_stage_by_every_set(paper_config) -> None:
         ("colbert", "dl19"): "colbert",
         ("colbert", "dl20"): "colbert",
     }
-    # Published runs where given, PISA BM25 where not.
-    assert exp.first_stage_run("bm25", "dl19") == (
-        "resources/__bm25__msmarco-passage-trec-dl-2019-judged.run"
+    # The authors' runs from their archive on every set it holds, TIREx tasks included.
+    assert exp.first_stage_run("bm25", "dl20") == (
+        "resources/published/first_stage/bm25/msmarco-passage__trec-dl-2020__judged.run"
     )
-    assert exp.first_stage_run("bm25", "dl20") == "results/paper/runs/dl20/bm25/bm25.run"
+    assert exp.first_stage_run("colbert", "dl19") == (
+        "resources/published/first_stage/colbert/msmarco-passage__trec-dl-2019__judged.run"
+    )
+    assert exp.first_stage_run("bm25", "tirex-antique-test") == (
+        "resources/published/first_stage/bm25/antique__test.run"
+    )
+    assert exp.first_stage_run("colbert", "train") == (
+        "resources/__colbert__msmarco-passage-train-judged.run"
+    )
+    assert len(exp.published_first_stage_runs()) == 4 + len(exp.tirex_pairs)
     # Teachers without evaluation runs keep a row for the paper's figures.
     assert rows["rankgpt4"].systems == {}
     assert set(exp.checkpoints) == {"webis-monoelectra-base", "webis-monoelectra-large"}
@@ -296,3 +305,77 @@ def test_an_evaluation_set_needs_qrels(paper_config, dataset: str, message: str)
 
     with pytest.raises(ConfigError, match=f"evaluation.dl20.dataset: {message}"):
         from_config(edited(paper_config, edit))
+
+
+# --------------------------------------------------------------------------- published runs
+
+
+def test_published_first_stage_serves_the_sets_its_archive_holds(demo_config) -> None:
+    """The demo's BM25 with `published: bm25`: the archive has the TREC DL ids, not the
+    demo's own sets, which PISA's BM25 keeps serving."""
+
+    def edit(config: dict[str, Any]) -> None:
+        config["downloads"] = {"a.tar.gz": {"url": "http://127.0.0.1/a.tar.gz"}}
+        config["published"] = {"archive": "resources/a.tar.gz"}
+        config["first_stages"]["bm25"]["published"] = "bm25"
+        config["evaluation"]["dl19"]["dataset"] = "msmarco-passage/trec-dl-2019/judged"
+        config["evaluation"]["dl19"]["corpus"] = "msmarco-passage"
+
+    exp = from_config(edited(demo_config, edit))
+    stage = exp.first_stages["bm25"]
+    assert stage.published_splits == ("dl19",)
+    assert exp.first_stage_run("bm25", "dl19").startswith("resources/published/first_stage/")
+    assert exp.first_stage_run("bm25", "dl20") == "results/demo/runs/dl20/bm25/bm25.run"
+    assert any("the authors' published run" in note for note in exp.table_notes())
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: c["first_stages"]["bm25"].update(published="bm25"),
+            "first_stages.bm25.published: the authors' runs come from their archive",
+        ),
+        (
+            lambda c: c.update(
+                downloads={
+                    "x.run": {"url": "https://zenodo.org/records/1/files/x.run", "record": 2}
+                }
+            ),
+            "downloads.x.run: the url is not a file of Zenodo record 2",
+        ),
+        (
+            lambda c: c.update(published={"archive": "resources/missing.tar.gz"}),
+            "published.archive: 'resources/missing.tar.gz' is not a download",
+        ),
+        (
+            lambda c: c["models"]["tiny-electra.stage1"].update(published="monoelectra-bas"),
+            "did you mean 'monoelectra-base'",
+        ),
+    ],
+)
+def test_published_settings_refused_with_the_key(demo_config, edit, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_config(edited(demo_config, edit))
+
+
+def test_paper_downloads_name_the_record_their_url_is_from(paper_config) -> None:
+    for name, spec in paper_config["downloads"].items():
+        assert f"zenodo.org/records/{spec['record']}/files/{name}" in spec["url"], name
+    assert paper_config["downloads"]["experiments.tar.gz"]["record"] == 15150456
+    assert "md5" not in paper_config["downloads"]["experiments.tar.gz"]  # none published
+
+
+def test_paper_models_name_the_published_system_they_reproduce(paper_config) -> None:
+    from rank_distillm import paper_tables
+
+    exp = from_config(paper_config)
+    published = {name: model.published for name, model in exp.models.items()}
+    assert published["electra-base.stage1.rankzephyr.ranknet"] == (
+        "monoelectra-base-dual-rank-distillm-colbert"
+    )
+    assert published["electra-large.stage1"] is None  # the authors published no large stage 1
+    paper = paper_tables.load()
+    assert {p for p in published.values() if p} <= set(paper.systems)
+    # The config's TIREx catalogue is the notebook's, in its order.
+    assert [task["id"] for task in paper_config["tirex"]["tasks"]] == list(paper.tirex_tasks)
