@@ -1,7 +1,8 @@
 """configs/paper.yaml end to end, offline, under the real dataset ids, shrunk only in size.
 
-The first-stage rows come from the paper's published runs and the real TREC DL qrels, so
-they must equal the paper's figures.
+The first stages are the authors' runs from an archive of their layout (the real ones for
+BM25 DL19 and ColBERTv2 DL19/DL20) with the real TREC DL qrels, so those cells must equal
+the paper's figures, in the model zoo and in the published tables.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def test_every_row_of_the_papers_table(zoo: pd.DataFrame) -> None:
 def test_table_notes_say_where_each_column_comes_from(miniature: Path) -> None:
     markdown = (miniature / "results" / "paper" / "model-zoo.md").read_text()
     assert (
-        "BM25 columns: each query's top 100 candidates, from DL19: "
-        "`__bm25__msmarco-passage-trec-dl-2019-judged.run`; DL20: BM25 with PISA (k1=0.9, b=0.4)."
+        "BM25 columns: each query's top 100 candidates, from the authors' published run "
+        "(their archive, Zenodo record 15150456)."
     ) in markdown
     assert "RR@10, MAP@100 count grade >= 2 as relevant (trec_eval -l 2) on DL19, DL20" in markdown
     assert "| First stage | " in markdown and "(0.480; " in markdown
@@ -99,3 +100,24 @@ def test_training_tables_are_ids_only(miniature: Path) -> None:
     assert table["query_id"].nunique() == paper_miniature.TEACHER_QUERIES
     assert table.groupby("query_id").size().eq(100).all()
     assert sorted(table["target"].unique()) == list(range(1, 101))
+
+
+def test_published_tables_from_the_archive(miniature: Path) -> None:
+    """`published` in the paper config: the TREC DL, loss and sub-sampling tables of the
+    authors' runs beside the printed figures; the archive's MD5 recorded at first use."""
+    folder = miniature / "results" / "paper" / "published"
+    comparison = pd.read_csv(folder / "comparison.csv").set_index(["table", "row", "column"])
+    for column in ("bm25/dl19", "colbert/dl19", "colbert/dl20"):
+        assert comparison.loc[("trec_dl", "first_stage", column), "value_equal"], column
+    assert set(comparison.index.get_level_values("table")) == {
+        "trec_dl",
+        "loss",
+        "queries",
+        "depth",
+    }
+    for name in ("trec-dl", "loss", "subsampling-queries", "subsampling-depth"):
+        assert (folder / f"{name}.md").read_text().startswith("# ")
+        assert (folder / f"{name}.tex").exists() and (folder / f"{name}.csv").exists()
+    assert (folder / "subsampling.png").stat().st_size > 10_000
+    recorded = (miniature / "checksums" / "experiments.tar.gz.md5").read_text()
+    assert recorded.endswith("  resources/experiments.tar.gz\n")
