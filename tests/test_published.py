@@ -12,13 +12,17 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
+import shutil
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from rank_distillm import paper_tables, published_archive, published_eval, published_tables
 from rank_distillm.download import DownloadError, file_md5, read_checksum_file
@@ -359,3 +363,79 @@ def test_every_printed_cell_from_the_real_archive(tmp_path: Path, monkeypatch) -
     compared = run_all(spec, published_eval.IrDatasetsJudgements())
     differ = compared[~compared["equal"]]
     assert differ.empty, differ.to_string()
+
+
+# --------------------------------------------------------------------------- the workflow
+
+
+@pytest.fixture
+def archive_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict]]:
+    """A server on 127.0.0.1 (tests/test_download.py's) serving what the test puts in."""
+    import threading
+
+    from tests.test_download import Handler, Server
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    httpd = Server(("127.0.0.1", 0), Handler)
+    httpd.resources = {}
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd.resources
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.mark.slow
+def test_published_target_downloads_checks_and_regenerates(
+    shared_data: Path, tmp_path: Path, archive_server
+) -> None:
+    """`snakemake published --configfile configs/paper.yaml`: the archive downloaded (its
+    MD5 recorded, none being published), the runs extracted, scored and laid out, and
+    nothing else (no GPU, no corpus); a changed archive is refused afterwards."""
+    from tests.paper_miniature import write_trec_dl_home
+    from tests.test_download import Resource
+    from tests.workflow_runner import copy_workflow, snakemake
+
+    base, resources = archive_server
+    local = tmp_path / "experiments.tar.gz"
+    published_fixture.build(shared_data / "trec-dl", local, tirex=False)
+    resources["/experiments.tar.gz"] = Resource(local.read_bytes())
+    workdir = copy_workflow(tmp_path / "workflow")
+    home = write_trec_dl_home(shared_data / "trec-dl", tmp_path / "irds").parent
+    overrides = {  # no TIREx here: the test archive and qrels have only TREC DL
+        "downloads": {"local.tar.gz": {"url": f"{base}/experiments.tar.gz"}},
+        "published": {"archive": "resources/local.tar.gz", "tirex": False},
+        "tirex": {"tasks": []},
+    }
+    (workdir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    args = ["published", "--cores", "2", "--configfile", "configs/paper.yaml", "overrides.yaml"]
+    env = {"IR_DATASETS_HOME": str(home)}
+    started = time.perf_counter()
+    result = snakemake(workdir, *args, env=env)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr[-5000:]
+    jobs = set(re.findall(r"^(?:local)?rule (\w+):$", result.stderr, flags=re.MULTILINE))
+    assert jobs == {
+        "download",
+        "published_runs",
+        "published_metrics",
+        "published_tables",
+        "published",
+    }
+    recorded = read_checksum_file(workdir / "checksums" / "local.tar.gz.md5")
+    assert recorded == file_md5(local)
+    folder = workdir / "results" / "paper" / "published"
+    comparison = pd.read_csv(folder / "comparison.csv").set_index(["table", "row", "column"])
+    for column in ("bm25/dl19", "colbert/dl19", "colbert/dl20"):
+        assert comparison.loc[("trec_dl", "first_stage", column), "value_equal"], column
+    print(f"snakemake published on the test archive: {seconds:.0f} s")  # docs/benchmarks.md
+
+    # The archive changes on disk: its next use is refused and nothing is extracted.
+    (workdir / "resources" / "local.tar.gz").write_bytes(local.read_bytes()[:-1] + b"\0")
+    shutil.rmtree(workdir / "resources" / "published")
+    again = snakemake(workdir, *args, env=env)
+    assert again.returncode != 0
+    log = (workdir / "resources" / "logs" / "published-runs.log").read_text()
+    assert "does not match the one recorded in checksums/local.tar.gz.md5" in log
+    assert not list((workdir / "resources").glob("published/**/*.run"))
