@@ -4,12 +4,15 @@ import os
 import re
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 from rank_distillm import experiment as experiments
+from rank_distillm.config_check import ConfigSchemaError, validate_config
 
 
-validate(config, "../schemas/config.schema.yaml")
+try:
+    validate_config(config, os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+except ConfigSchemaError as error:
+    raise WorkflowError("\n".join(f"config: {line}" for line in str(error).splitlines())) from None
 try:
     EXP = experiments.from_config(config)
 except experiments.ConfigError as error:

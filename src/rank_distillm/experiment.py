@@ -11,14 +11,15 @@ except downloads (``resources/``, shared by experiments because their checksums 
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rank_distillm.hints import did_you_mean as _hint
 
 RESULTS = "results"
 #: Reference key of the table's first row (each column's first-stage run alone).
@@ -31,13 +32,6 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 class ConfigError(ValueError):
     """An impossible or inconsistent configuration; the message names the config key."""
-
-
-def _hint(value: str, choices: Iterable[str]) -> str:
-    choices = list(choices)
-    close = difflib.get_close_matches(value, choices, n=1)
-    known = ", ".join(choices) or "none"
-    return (f" (did you mean {close[0]!r}?)" if close else "") + f"; known: {known}"
 
 
 def slug(dataset_id: str) -> str:

@@ -9,12 +9,13 @@ and a float32 scalar is returned.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from rank_distillm.hints import did_you_mean
 
 __all__ = [
     "LOSSES",
@@ -176,7 +177,5 @@ def get_loss(name: str) -> LossFn:
     try:
         return LOSSES[name]
     except KeyError:
-        known = ", ".join(sorted(LOSSES))
-        close = difflib.get_close_matches(str(name), LOSSES, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ValueError(f"unknown loss {name!r}{hint}; choose one of: {known}") from None
+        hint = did_you_mean(str(name), sorted(LOSSES), "choose one of")
+        raise ValueError(f"unknown loss {name!r}{hint}") from None

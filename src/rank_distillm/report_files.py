@@ -7,7 +7,6 @@ from existing metrics without ever scheduling upstream jobs) and tests share one
 
 from __future__ import annotations
 
-import difflib
 import html
 import importlib.metadata
 import logging
@@ -26,6 +25,7 @@ from tqdm import tqdm
 from rank_distillm import evaluate, report, report_plots, significance
 from rank_distillm import io as trec_io
 from rank_distillm.experiment import FIRST_STAGE_ROW, Experiment
+from rank_distillm.hints import did_you_mean
 from rank_distillm.io import atomic_write_text
 
 LOGGER = logging.getLogger(__name__)
@@ -105,11 +105,9 @@ class ReportSpec:
         baseline = tests.get("baseline", FIRST_STAGE_ROW)
         keys = [row.key for row in exp.rows]
         if baseline not in keys:
-            close = difflib.get_close_matches(baseline, keys, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"report.significance.baseline: {baseline!r} is not a table row{hint}; "
-                f"rows: {', '.join(keys)}"
+                f"report.significance.baseline: {baseline!r} is not a table row"
+                + did_you_mean(baseline, keys, "rows")
             )
         settings = significance.Settings(
             baseline=baseline,
