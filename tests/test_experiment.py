@@ -379,3 +379,27 @@ def test_paper_models_name_the_published_system_they_reproduce(paper_config) -> 
     assert {p for p in published.values() if p} <= set(paper.systems)
     # The config's TIREx catalogue is the notebook's, in its order.
     assert [task["id"] for task in paper_config["tirex"]["tasks"]] == list(paper.tirex_tasks)
+
+
+def test_published_models_fall_back_to_the_printed_figures(paper_config) -> None:
+    """A model naming its published system gets that system's printed figures as
+    references where the config gives none; where the config gives them, they agree."""
+    from rank_distillm import paper_tables
+
+    bare = edited(paper_config, lambda c: c.update(references={}))
+    exp = from_config(bare)
+    assert exp.references["electra-large.stage1.rankzephyr.ranknet"] == {
+        "bm25": {"dl19": 0.733, "dl20": 0.727, "tirex": 0.418},
+        "colbert": {"dl19": 0.765, "dl20": 0.799},
+    }
+    assert "electra-large.stage1" not in exp.references  # no published system
+    paper = paper_tables.load()
+    full = from_config(paper_config)
+    for name, model in full.models.items():
+        if model.published is None:
+            continue
+        printed = paper.references(model.published)
+        for stage, cells in paper_config["references"].get(name, {}).items():
+            for split, value in cells.items():
+                if split in printed.get(stage, {}):
+                    assert value == printed[stage][split], (name, stage, split)

@@ -483,7 +483,9 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
         config, main_models, first_stages, teachers, backbones, pairs
     )
     main_rows = _rows(first_stages, teachers, checkpoints, main_models, pairs, evaluation, config)
-    references = config.get("references", {})
+    references = _published_references(
+        config.get("references", {}), main_models, first_stages, evaluation
+    )
     _check_references(references, main_rows + ablation_rows, first_stages, evaluation)
     if not config.get("ablations", {}).get("enabled", False):
         ablation_rows = []
@@ -1048,6 +1050,34 @@ def _rows(
         for name, c in checkpoints.items()
     ]
     return rows
+
+
+def _published_references(
+    references: Mapping[str, Mapping[str, Mapping[str, float]]],
+    models: Mapping[str, Model],
+    first_stages: Mapping[str, FirstStage],
+    evaluation: Mapping[str, EvaluationSet],
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``references``, where each model with ``published`` falls back, cell by cell, to
+    the figures the authors' notebook printed for that system (``paper_tables``) on the
+    first stages that re-rank the authors' runs."""
+    found = {row: {s: dict(v) for s, v in cells.items()} for row, cells in references.items()}
+    published = {name: m.published for name, m in models.items() if m.published}
+    if not published:
+        return found
+    from rank_distillm import paper_tables
+
+    paper = paper_tables.load()
+    sets = {spec.dataset: name for name, spec in evaluation.items() if not spec.tirex}
+    for name, system in published.items():
+        printed = paper.references(system)
+        for stage in (s for s in first_stages.values() if s.published):
+            for key, value in printed.get(stage.published, {}).items():
+                split = key if key == "tirex" else sets.get(paper.trec_dl[key][0])
+                if split is not None:
+                    cells = found.setdefault(name, {}).setdefault(stage.name, {})
+                    cells.setdefault(split, value)
+    return found
 
 
 def _check_references(
