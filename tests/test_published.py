@@ -50,7 +50,9 @@ def make_spec(tirex: bool = True, **changes: object) -> PublishedSpec:
 
 
 def run_all(spec: PublishedSpec, judgements: published_eval.Judgements) -> pd.DataFrame:
-    published_archive.extract_runs(spec.archive, spec.run_files(), spec.md5, spec.checksum_file)
+    published_archive.extract_runs(
+        spec.archive, spec.run_files(), spec.md5, spec.checksum_file, spec.optional_entries()
+    )
     published_eval.write_published_metrics(spec, judgements)
     return published_tables.write_published_tables(spec)
 
@@ -203,6 +205,23 @@ def test_cranfield_shows_both_figures(published: Published) -> None:
     assert (table["queries cranfield, ids mapped"] == 10).all()
     markdown = (published.folder / published.spec.table_files()["tirex.md"]).read_text()
     assert "cranfield, ids mapped" in markdown and "cran.qry" in markdown
+
+
+def test_every_system_on_tirex_where_the_archive_has_it(published: Published) -> None:
+    """Systems outside the TIREx table are scored per task and group for comparisons
+    when the archive holds their runs; an absent one has metrics without rows."""
+    from rank_distillm.evaluate import read_per_query
+
+    spec, folder = published.spec, published.folder
+    system = published_fixture.OPTIONAL_TIREX
+    held = read_per_query(folder / spec.metrics_file(system, "bm25", "vaswani"))
+    topics = published.built.judgements.topics_by_dataset["vaswani"]
+    assert len(held) == len(topics) and held["in_run"].all()
+    group = read_per_query(folder / spec.group_metrics_file(system, "medline"))
+    assert len(group) == 8  # 1, 2, 3, 100, 101 and 1, 2, 4, 5, 6: shared ids merged
+    absent = folder / spec.metrics_file("rankgpt-4", "bm25", "vaswani")
+    assert read_per_query(absent).empty
+    assert (folder / "resources/published/rankgpt-4/bm25/vaswani.run").stat().st_size == 0
 
 
 def test_tables_in_three_formats_and_the_figure(published: Published) -> None:

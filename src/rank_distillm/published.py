@@ -110,9 +110,14 @@ class PublishedSpec:
             found.setdefault(tirex_group(task), []).append(task)
         return found
 
+    def tirex_systems(self) -> list[str]:
+        """Every system scored on the TIREx tasks: the TIREx table's, then the other
+        systems of the TREC DL tables (the archive may lack their TIREx runs)."""
+        return list(dict.fromkeys([*self.paper.tirex_systems(), *self.paper.trec_dl_systems()]))
+
     def table_entries(self) -> list[Entry]:
-        """Every run the tables evaluate: each TREC DL system on the four TREC DL pairs,
-        each TIREx system on every task."""
+        """The runs the tables need: each TREC DL system on the four TREC DL pairs, each
+        system of the TIREx table on every task. The archive must hold them."""
         trec = [
             Entry(system, stage, dataset)
             for system in self.paper.trec_dl_systems()
@@ -125,9 +130,17 @@ class PublishedSpec:
         ]
         return trec + tirex
 
+    def optional_entries(self) -> list[Entry]:
+        """The TIREx runs of the other systems, for comparing them per task and group; one
+        the archive lacks is extracted as an empty file (and scored as absent)."""
+        others = [s for s in self.tirex_systems() if s not in self.paper.tirex_systems()]
+        return [Entry(system, "bm25", task) for system in others for task in self.tirex_tasks()]
+
     def entries(self) -> list[Entry]:
-        """Every run to extract: the tables' and the pipeline's first stages'."""
-        return list(dict.fromkeys([*self.table_entries(), *self.first_stage_runs]))
+        """Every run to extract: the tables', the optional ones and the pipeline's first
+        stages'."""
+        found = [*self.table_entries(), *self.optional_entries(), *self.first_stage_runs]
+        return list(dict.fromkeys(found))
 
     def run_files(self) -> dict[Entry, str]:
         return {entry: run_file(entry) for entry in self.entries()}
@@ -150,15 +163,14 @@ class PublishedSpec:
         return self.map_cranfield_ids and "cranfield" in self.tirex_tasks()
 
     def metrics_files(self) -> list[str]:
-        """Every metrics file the evaluation writes."""
-        entries = self.table_entries()
+        """Every metrics file the evaluation writes (an absent optional run's has no rows)."""
+        entries = [*self.table_entries(), *self.optional_entries()]
         files = [self.metrics_file(e.system, e.first_stage, e.dataset) for e in entries]
         for group in self.groups():
-            files += [self.group_metrics_file(s, group) for s in self.paper.tirex_systems()]
+            files += [self.group_metrics_file(s, group) for s in self.tirex_systems()]
         if self.cranfield_mapped():
             files += [
-                self.group_metrics_file(s, "cranfield", IDS_MAPPED)
-                for s in self.paper.tirex_systems()
+                self.group_metrics_file(s, "cranfield", IDS_MAPPED) for s in self.tirex_systems()
             ]
         return files
 

@@ -132,12 +132,14 @@ def extract_runs(
     wanted: Mapping[Entry, str | os.PathLike[str]],
     md5: str | None,
     checksum_file: str | os.PathLike[str],
+    optional: Iterable[Entry] = (),
 ) -> dict[Entry, str]:
     """Write each wanted entry's run (normalised, TREC format) to its path, reading the
     archive once. The archive's MD5 must match ``md5`` or the one recorded in
     ``checksum_file`` (recorded there if neither exists) before any run is kept. Returns
-    the member each entry came from; an entry the archive lacks, or holds twice, raises
-    ValueError and keeps nothing."""
+    the member each entry came from. An entry the archive lacks gets an empty file if it
+    is ``optional``; otherwise, as for an entry the archive holds twice, ValueError, and
+    nothing is kept."""
     found: dict[Entry, str] = {}
     with tempfile.TemporaryDirectory(dir=_scratch_parent(wanted.values())) as scratch:
         staged = {entry: Path(scratch) / f"{n}.run" for n, entry in enumerate(wanted)}
@@ -163,11 +165,21 @@ def extract_runs(
                     found[entry] = member.name
             digest = reader.drain()
         download.check_recorded(archive, digest, md5, checksum_file)
-        missing = [entry for entry in wanted if entry not in found]
+        optional = set(optional)
+        missing = [entry for entry in wanted if entry not in found and entry not in optional]
         if missing:
             raise ValueError(
                 f"{archive}: no run for {len(missing)} of the {len(wanted)} wanted entries "
                 f"(first: {missing[0]}); is it the archive of record 15150456?"
+            )
+        absent = [entry for entry in wanted if entry not in found]
+        for entry in absent:
+            staged[entry].touch()
+        if absent:
+            LOGGER.info(
+                "%d optional runs are not in the archive (empty files; first: %s)",
+                len(absent),
+                absent[0],
             )
         for entry, path in wanted.items():
             Path(path).parent.mkdir(parents=True, exist_ok=True)

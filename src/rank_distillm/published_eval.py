@@ -170,24 +170,33 @@ class _Cached:
         return self.judgements.cranfield_numbers()
 
 
-def _load_run(entry: Entry) -> pd.DataFrame:
+def _load_run(entry: Entry) -> pd.DataFrame | None:
+    """The prepared run, or None for an optional run the archive lacks (an empty file)."""
     path = run_file(entry)
+    if Path(path).stat().st_size == 0:
+        return None
     return prepared(read_run_file(path, path))
 
 
 def _pair_runs(systems: Sequence[str], first_stage: str, dataset: str) -> dict[str, pd.DataFrame]:
-    """Every system's prepared run on one pair; on BM25, re-rankers cut to the first
-    stage's top 100."""
-    runs = {s: _load_run(Entry(s, first_stage, dataset)) for s in systems}
+    """Every system's prepared run on one pair (absent ones left out); on BM25,
+    re-rankers cut to the first stage's top 100."""
+    loaded = {s: _load_run(Entry(s, first_stage, dataset)) for s in systems}
+    runs = {s: run for s, run in loaded.items() if run is not None}
     if first_stage == "bm25":
         top = first_stage_top(runs[FIRST_STAGE_SYSTEM])
         runs = {s: run if s == FIRST_STAGE_SYSTEM else cut(run, top) for s, run in runs.items()}
     return runs
 
 
-def _write(frame: pd.DataFrame, path: str) -> None:
+def _write(frame: pd.DataFrame | None, path: str) -> None:
+    """Write per-query metrics; None (no run in the archive) writes a file without rows."""
+    if frame is None:
+        frame = pd.DataFrame(columns=[*evaluate.PER_QUERY_COLUMNS, evaluate.IN_RUN])
+        LOGGER.info("%s: no run in the archive", path)
+    else:
+        LOGGER.info("%s: nDCG@10 %.4f over %d queries", path, frame["value"].mean(), len(frame))
     evaluate.write_per_query(frame, path)
-    LOGGER.info("%s: nDCG@10 %.4f over %d queries", path, frame["value"].mean(), len(frame))
 
 
 def _evaluate_pair(
@@ -197,8 +206,9 @@ def _evaluate_pair(
     first_stage, dataset = pair
     scoring = scorer(judgements.qrels(dataset), judgements.topic_ids(dataset))
     runs = _pair_runs(systems, first_stage, dataset)
-    for system, run in runs.items():
-        _write(per_query(run, scoring), spec.metrics_file(system, first_stage, dataset))
+    for system in systems:
+        found = per_query(runs[system], scoring) if system in runs else None
+        _write(found, spec.metrics_file(system, first_stage, dataset))
     return runs
 
 
@@ -206,34 +216,33 @@ def _evaluate_group(
     spec: PublishedSpec, judgements: Judgements, group: str, tasks: Sequence[str]
 ) -> None:
     """Each task, then the group (tasks concatenated in order, query ids unprefixed)."""
-    systems = spec.paper.tirex_systems()
+    systems = spec.tirex_systems()
     runs = {task: _evaluate_pair(spec, judgements, systems, ("bm25", task)) for task in tasks}
     qrels = pd.concat([judgements.qrels(task) for task in tasks], ignore_index=True)
     scoring = scorer(qrels, set().union(*(judgements.topic_ids(task) for task in tasks)))
     for system in systems:
-        joined = pd.concat([runs[task][system] for task in tasks], ignore_index=True)
-        _write(per_query(joined, scoring), spec.group_metrics_file(system, group))
+        parts = [runs[task].get(system) for task in tasks]
+        joined = None if any(p is None for p in parts) else pd.concat(parts, ignore_index=True)
+        found = None if joined is None else per_query(joined, scoring)
+        _write(found, spec.group_metrics_file(system, group))
     if group == "cranfield" and spec.cranfield_mapped():
-        _evaluate_cranfield_mapped(spec, judgements, runs["cranfield"], scoring)
+        _evaluate_cranfield_mapped(spec, judgements, systems, runs["cranfield"], scoring)
 
 
 def _evaluate_cranfield_mapped(
     spec: PublishedSpec,
     judgements: Judgements,
+    systems: Sequence[str],
     runs: Mapping[str, pd.DataFrame],
     scoring: evaluate.RunEvaluator,
 ) -> None:
-    """Cranfield with the runs' query ids mapped to ir_datasets' (an empty file for a
-    system whose ids do not map, so the table shows no figure)."""
+    """Cranfield with the runs' query ids mapped to ir_datasets' (a file without rows for
+    a system without a run or whose ids do not map, so the table shows no figure)."""
     numbers = judgements.cranfield_numbers()
-    for system, run in runs.items():
-        mapped = map_query_ids(run, numbers)
-        frame = (
-            per_query(mapped, scoring)
-            if mapped is not None
-            else pd.DataFrame(columns=[*evaluate.PER_QUERY_COLUMNS, evaluate.IN_RUN])
-        )
-        evaluate.write_per_query(frame, spec.group_metrics_file(system, "cranfield", IDS_MAPPED))
+    for system in systems:
+        mapped = map_query_ids(runs[system], numbers) if system in runs else None
+        found = None if mapped is None else per_query(mapped, scoring)
+        _write(found, spec.group_metrics_file(system, "cranfield", IDS_MAPPED))
 
 
 def write_published_metrics(spec: PublishedSpec, judgements: Judgements) -> None:
