@@ -366,12 +366,15 @@ class Experiment:
 
     def table_notes(self) -> list[str]:
         """Where each first stage's candidates come from, for the table's notes."""
+        from rank_distillm import paper_tables
+
         notes = []
         for stage in self.first_stages.values():
             sources: dict[str, list[str]] = {}
             for split in self.evaluation:
                 if split in stage.published_splits:
-                    source = "the authors' published run (their archive, Zenodo record 15150456)"
+                    record = paper_tables.load().record
+                    source = f"the authors' published run (their archive, Zenodo record {record})"
                 elif split in stage.runs:
                     source = f"`{Path(stage.runs[split]).name}`"
                 elif stage.bm25 is not None:
