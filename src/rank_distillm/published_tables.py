@@ -336,17 +336,17 @@ def _outputs(spec: PublishedSpec, key: str) -> dict[str, str]:
     return {ext: files[f"{key}.{ext}"] for ext in ("md", "csv", "tex")}
 
 
-def _test_note(spec: PublishedSpec, cells: Cells) -> str:
+def _test_note(spec: PublishedSpec, cells: Cells, tirex: bool) -> str:
     settings = significance.Settings(baseline=spec.paper.baseline, rule=RULE)
     tested = [c for c in cells.columns if not c.startswith(MEANS)]
-    family = [sum(1 for i, r in enumerate(cells.rows) if r != settings.baseline)] * len(tested)
+    family = [sum(1 for r in cells.rows if r != settings.baseline)] * len(tested)
     return significance.describe(
         settings,
         spec.paper.systems[settings.baseline],
         family,
         MEASURE,
-        per="column (a TIREx group: its tasks' queries together)",
-        untested="AM, GM and the sub-sampling tables are",
+        per="corpus group (its tasks' queries together)" if tirex else "evaluation set",
+        untested="AM and GM are" if tirex else "the sub-sampling tables are",
     )
 
 
@@ -364,7 +364,7 @@ def _write_system_table(
         columns = [spec.paper.trec_dl[s][1] for s in sets]
     notes = [
         agreement_note(found),
-        _test_note(spec, cells),
+        _test_note(spec, cells, name == "tirex"),
         significance.describe_rule(RULE),
         *notes,
         *cells.notes,

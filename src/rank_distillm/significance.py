@@ -218,7 +218,7 @@ def describe(
     if not sizes:
         return f"No significance tests: the baseline {baseline_label} has no cell in any column."
     family = (
-        f"the {sizes[0]} systems compared per column"
+        f"the {sizes[0]} system{'s' if sizes[0] != 1 else ''} compared per column"
         if len(sizes) == 1
         else f"the systems compared per column ({sizes[0]}–{sizes[-1]})"
     )
