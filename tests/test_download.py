@@ -343,6 +343,39 @@ def test_complete_partial_file_is_verified_without_downloading_again(server, tmp
     assert [r["range"] for r in resources["/good.bin"].requests] == [f"bytes={len(PAYLOAD)}-"]
 
 
+# --------------------------------------------------------------------------- no published MD5
+
+
+def test_first_download_records_its_md5_and_later_ones_are_checked(server, tmp_path) -> None:
+    """No MD5 published: the first download's is recorded (md5sum format); a later
+    download of changed bytes fails against it and keeps nothing."""
+    base, resources = server
+    target, record = tmp_path / "good.bin", tmp_path / "checksums" / "good.bin.md5"
+    assert download_module.fetch(f"{base}/good.bin", target, None, record, **FAST) == PAYLOAD_MD5
+    assert record.read_text() == f"{PAYLOAD_MD5}  {target}\n"
+    target.unlink()
+    resources["/good.bin"] = Resource(PAYLOAD[:-1] + b"\x00")
+    with pytest.raises(DownloadError, match=f"does not match the configured {PAYLOAD_MD5}"):
+        download_module.fetch(f"{base}/good.bin", target, None, record, **FAST)
+    assert not target.exists()
+    assert download_module.read_checksum_file(record) == PAYLOAD_MD5  # unchanged
+
+
+def test_a_published_md5_wins_over_a_recorded_one(server, tmp_path: Path) -> None:
+    base, _ = server
+    record = tmp_path / "good.bin.md5"
+    record.write_text(f"{'0' * 32}  good.bin\n")
+    download_module.fetch(f"{base}/good.bin", tmp_path / "good.bin", PAYLOAD_MD5, record, **FAST)
+    assert record.read_text().startswith("0" * 32)  # not rewritten
+
+
+def test_malformed_checksum_file_names_itself(tmp_path: Path) -> None:
+    record = tmp_path / "x.md5"
+    record.write_text("not a checksum\n")
+    with pytest.raises(DownloadError, match="x.md5: expected a line"):
+        download_module.read_checksum_file(record)
+
+
 # --------------------------------------------------------------------------- the workflow rule
 
 
