@@ -17,6 +17,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,12 +123,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return len(resource.requests) == len(resource.fail_first) + 1
 
 
+@contextmanager
+def serving(resources: dict[str, Resource]) -> Iterator[str]:
+    """A server on 127.0.0.1 answering from ``resources`` (editable while it runs); yields
+    its base URL."""
+    httpd = Server(("127.0.0.1", 0), Handler)
+    httpd.resources = resources
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, Resource]]]:
     """A server on 127.0.0.1; yields its base URL and the resources it serves (editable)."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    httpd = Server(("127.0.0.1", 0), Handler)
-    httpd.resources = {
+    resources = {
         "/teacher.run": Resource(TEACHER_RUN),
         "/good.bin": Resource(PAYLOAD),
         "/corrupt.bin": Resource(PAYLOAD[:-1] + b"\x00"),
@@ -138,12 +154,8 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, Res
         "/slow.bin": Resource(PAYLOAD, delay_first=2.0),
         "/versioned.bin": Resource(PAYLOAD, etag='"v2"'),
     }
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd.resources
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serving(resources) as base:
+        yield base, resources
 
 
 def names(directory: Path) -> list[str]:

@@ -390,19 +390,12 @@ def test_every_printed_cell_from_the_real_archive(tmp_path: Path, monkeypatch) -
 @pytest.fixture
 def archive_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict]]:
     """A server on 127.0.0.1 (tests/test_download.py's) serving what the test puts in."""
-    import threading
-
-    from tests.test_download import Handler, Server
+    from tests.test_download import serving
 
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    httpd = Server(("127.0.0.1", 0), Handler)
-    httpd.resources = {}
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd.resources
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    resources: dict = {}
+    with serving(resources) as base:
+        yield base, resources
 
 
 @pytest.mark.slow

@@ -370,17 +370,24 @@ def _write_system_table(
         *cells.notes,
         source_note(spec),
     ]
-    shown = display(
-        table.title,
-        cells,
-        [labels[r] for r in cells.rows],
-        printed_matrix(table, cells),
-        notes,
-        groups,
-        columns,
-    )
-    write_table(shown, cells, _outputs(spec, key), f"tab:published-{key}")
+    _show(spec, key, table, cells, [labels[r] for r in cells.rows], notes, groups, columns)
     return found
+
+
+def _show(
+    spec: PublishedSpec,
+    key: str,
+    table: Table,
+    cells: Cells,
+    row_labels: Sequence[str],
+    notes: Sequence[str],
+    groups: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Write ``cells`` as table ``key`` (Markdown, CSV, LaTeX), the printed figures beside."""
+    printed = printed_matrix(table, cells)
+    shown = display(table.title, cells, row_labels, printed, notes, groups, columns)
+    write_table(shown, cells, _outputs(spec, key), f"tab:published-{key}")
 
 
 TIREX_NOTES = (
@@ -408,14 +415,7 @@ def _write_subsampling(spec: PublishedSpec, found: Mapping[str, Cells]) -> list[
             "sub-sampling systems' runs contain); no significance test, as in the paper.",
             source_note(spec),
         ]
-        shown = display(
-            table.title,
-            cells,
-            [stages[s] for s in cells.rows],
-            printed_matrix(table, cells),
-            notes,
-        )
-        write_table(shown, cells, _outputs(spec, key), f"tab:published-{key}")
+        _show(spec, key, table, cells, [stages[s] for s in cells.rows], notes)
     return comparisons
 
 
