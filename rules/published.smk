@@ -37,7 +37,7 @@ if config.get("published"):
     rule published_metrics:
         input:
             EXP.manifests(),
-            runs=[PUBLISHED_RUNS[entry] for entry in PUBLISHED.table_entries()],
+            runs=[PUBLISHED_RUNS[entry] for entry in PUBLISHED.scored_entries()],
         output:
             PUBLISHED.metrics_files(),
         params:

@@ -136,11 +136,13 @@ class PublishedSpec:
         others = [s for s in self.tirex_systems() if s not in self.paper.tirex_systems()]
         return [Entry(system, "bm25", task) for system in others for task in self.tirex_tasks()]
 
+    def scored_entries(self) -> list[Entry]:
+        """Every run the evaluation scores: the tables' and the optional ones."""
+        return [*self.table_entries(), *self.optional_entries()]
+
     def entries(self) -> list[Entry]:
-        """Every run to extract: the tables', the optional ones and the pipeline's first
-        stages'."""
-        found = [*self.table_entries(), *self.optional_entries(), *self.first_stage_runs]
-        return list(dict.fromkeys(found))
+        """Every run to extract: the scored ones and the pipeline's first stages'."""
+        return list(dict.fromkeys([*self.scored_entries(), *self.first_stage_runs]))
 
     def run_files(self) -> dict[Entry, str]:
         return {entry: run_file(entry) for entry in self.entries()}
@@ -164,7 +166,7 @@ class PublishedSpec:
 
     def metrics_files(self) -> list[str]:
         """Every metrics file the evaluation writes (an absent optional run's has no rows)."""
-        entries = [*self.table_entries(), *self.optional_entries()]
+        entries = self.scored_entries()
         files = [self.metrics_file(e.system, e.first_stage, e.dataset) for e in entries]
         for group in self.groups():
             files += [self.group_metrics_file(s, group) for s in self.tirex_systems()]
