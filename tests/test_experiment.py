@@ -194,6 +194,38 @@ def test_simulated_teacher_deeper_than_its_candidates_is_an_error(demo_config) -
         from_config(config)
 
 
+def test_a_table_below_the_teachers_depth_reads_the_first_stage_run(demo_config) -> None:
+    """Depth 10 of the demo's depth-30 teacher is the first stage's top 10 in teacher order,
+    so its job also reads the BM25 training run; at depth 30 the run is used as it is, so
+    the demo's table (and figures) cannot change."""
+    config = edited(
+        demo_config,
+        lambda c: c["teachers"]["simulated-teacher"].update(
+            published_subsamples={10: "authors-sampled-10.run"}
+        ),
+    )
+    exp = from_config(config)
+    teacher_run = "results/demo/runs/train/bm25/simulated-teacher.run"
+    assert exp.teacher_table_inputs("simulated-teacher", 1000, 30) == {"teacher_run": teacher_run}
+    assert exp.teacher_table_inputs("simulated-teacher", 1000, 10) == {
+        "teacher_run": teacher_run,
+        "first_stage": "results/demo/runs/train/bm25/bm25.run",
+        "published": "authors-sampled-10.run",
+    }
+    # The published sub-sample holds all the teacher's queries: no check for a subset.
+    assert "published" not in exp.teacher_table_inputs("simulated-teacher", 500, 10)
+    assert "published" not in exp.teacher_table_inputs("simulated-teacher", 1000, 20)
+
+
+def test_a_published_subsample_at_the_teachers_depth_is_an_error(demo_config) -> None:
+    config = edited(
+        demo_config,
+        lambda c: c["teachers"]["simulated-teacher"].update(published_subsamples={30: "x.run"}),
+    )
+    with pytest.raises(ConfigError, match=r"published_subsamples.30: a depth between 2 and"):
+        from_config(config)
+
+
 def test_an_override_file_changes_single_values(tmp_path) -> None:
     """Mappings merge, so a size override names only what it changes."""
     override = tmp_path / "small.yaml"

@@ -84,6 +84,12 @@ class Teacher:
     depth: int
     seed: int
     generate: Mapping[str, Any] | None = None  # teachers generated with an LLM
+    published_subsamples: Mapping[int, str] = field(default_factory=dict)  # depth -> run
+
+    def subsampled(self, depth: int) -> bool:
+        """A table shallower than the teacher's run is the first stage's top ``depth`` of
+        it (the paper's sub-sampling); at the teacher's depth it is the run as it is."""
+        return depth < self.depth
 
     @property
     def simulated(self) -> bool:
@@ -302,6 +308,18 @@ class Experiment:
 
     def teacher_table(self, teacher: str, queries: int | None, depth: int) -> str:
         return f"{self.root}/training/teachers/{teacher}.{queries or 'all'}x{depth}.parquet"
+
+    def teacher_table_inputs(self, teacher: str, queries: int | None, depth: int) -> dict:
+        """The teacher_table job's files: the teacher's training run; below its depth, the
+        first stage's training run (the sub-sample's candidates); and the authors' published
+        sub-sample at this depth, if given, when the table keeps all the teacher's queries."""
+        spec = self.teachers[teacher]
+        found = {"teacher_run": self.teacher_run(teacher, SPLIT_TRAIN, spec.first_stage)}
+        if spec.subsampled(depth):
+            found["first_stage"] = self.first_stage_run(spec.first_stage, SPLIT_TRAIN)
+        if depth in spec.published_subsamples and queries in (None, spec.queries):
+            found["published"] = spec.published_subsamples[depth]
+        return found
 
     def model_table(self, model: str) -> str:
         spec = self.models[model]
@@ -679,8 +697,22 @@ def _teachers(
             depth=depth,
             seed=spec.get("seed", 42),
             generate=generate,
+            published_subsamples=_published_subsamples(spec, depth, key),
         )
     return teachers
+
+
+def _published_subsamples(spec: Mapping[str, Any], depth: int, key: str) -> dict[int, str]:
+    """``published_subsamples`` with integer depths, each below the teacher's depth."""
+    found = {}
+    for given, path in (spec.get("published_subsamples") or {}).items():
+        if not str(given).isdigit() or not 1 < int(given) < depth:
+            raise ConfigError(
+                f"{key}.published_subsamples.{given}: a depth between 2 and the teacher's "
+                f"depth ({depth}, exclusive) was expected"
+            )
+        found[int(given)] = path
+    return found
 
 
 def _check_generation(settings: Mapping[str, Any], where: str) -> None:
