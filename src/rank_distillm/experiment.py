@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rank_distillm import references as paper_references
+from rank_distillm.config_errors import ConfigError
 from rank_distillm.hints import did_you_mean as _hint
 
 RESULTS = "results"
@@ -28,10 +30,6 @@ SPLIT_TRAIN = "train"
 #: Keys of a model entry that describe its data and place, not its training settings.
 _RECIPE_KEYS = {"label", "start", "data", "first_stage", "teacher", "queries", "depth"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-
-
-class ConfigError(ValueError):
-    """An impossible or inconsistent configuration; the message names the config key."""
 
 
 def slug(dataset_id: str) -> str:
@@ -159,7 +157,7 @@ class Row:
 
     key: str
     label: str
-    kind: str  # first_stage, teacher, model, checkpoint, ablation
+    kind: str  # first_stage, teacher, reranker, model, checkpoint, ablation
     systems: Mapping[tuple[str, str], str]
 
 
@@ -484,8 +482,14 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
         config, main_models, first_stages, teachers, backbones, pairs
     )
     main_rows = _rows(first_stages, teachers, checkpoints, main_models, pairs, evaluation, config)
-    references = config.get("references", {})
-    _check_references(references, main_rows + ablation_rows, first_stages, evaluation)
+    references = paper_references.resolve(
+        config,
+        [row.key for row in main_rows + ablation_rows],
+        first_stages,
+        {name: spec.dataset for name, spec in evaluation.items()},
+        tirex_stage,
+        list(selection.groups()) if selection else [],
+    )
     if not config.get("ablations", {}).get("enabled", False):
         ablation_rows = []
     models = {**main_models, **extra_models}
@@ -977,8 +981,9 @@ def _rows(
             if not evaluation[pair[1]].tirex
             and (teacher.ranks_every_split or pair[1] in teacher.evaluation_runs.get(pair[0], {}))
         }
-        if systems or name in references:
-            rows.append(Row(name, teacher.label, "teacher", systems))
+        if systems or name in references or name in config.get("paper_systems", {}):
+            kind = "teacher" if teacher.trainable else "reranker"  # evaluated, not distilled
+            rows.append(Row(name, teacher.label, kind, systems))
     rows += [
         Row(name, m.label, "model", {pair: name for pair in pairs}) for name, m in models.items()
     ]
@@ -987,31 +992,6 @@ def _rows(
         for name, c in checkpoints.items()
     ]
     return rows
-
-
-def _check_references(
-    references: Mapping[str, Mapping[str, Mapping[str, float]]],
-    rows: Sequence[Row],
-    first_stages: Mapping[str, FirstStage],
-    evaluation: Mapping[str, EvaluationSet],
-) -> None:
-    keys = [row.key for row in rows]
-    for system, by_stage in references.items():
-        if system not in keys:
-            raise ConfigError(
-                f"references.{system}: no table row has this name{_hint(system, keys)}"
-            )
-        for stage, values in by_stage.items():
-            if stage not in first_stages:
-                raise ConfigError(
-                    f"references.{system}.{stage}: not a first stage{_hint(stage, first_stages)}"
-                )
-            for split in values:
-                if split not in ("mean", "tirex") and split not in evaluation:
-                    raise ConfigError(
-                        f"references.{system}.{stage}.{split}: not an evaluation set, 'mean' "
-                        f"or 'tirex'{_hint(split, [*evaluation, 'mean', 'tirex'])}"
-                    )
 
 
 def load_config(paths: Sequence[str | Path], schema: str | Path) -> dict[str, Any]:
