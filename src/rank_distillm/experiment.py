@@ -428,39 +428,13 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
     Raises :class:`ConfigError` naming the key for every inconsistency the schema cannot
     express: unknown references, impossible depths, start cycles, clashing names.
     """
-    evaluation = {
-        name: EvaluationSet(
-            name=name,
-            dataset=spec["dataset"],
-            label=spec["label"],
-            relevance_level=spec.get("relevance_level", 1),
-            corpus=spec.get("corpus") or config["collection"],
-        )
-        for name, spec in config["evaluation"].items()
-    }
-    if SPLIT_TRAIN in evaluation:
-        raise ConfigError(f"evaluation: {SPLIT_TRAIN!r} is reserved for the training queries")
     collections = dict(config.get("collections", {}))
     demo_tirex = config.get("demo_tirex")
     local = [*collections, *((demo_tirex or {}).get("corpora", {}))]
-    selection, tasks = _tirex_tasks(config, local)
-    for task in tasks.values():
-        if task.name in evaluation:
-            raise ConfigError(f"evaluation.{task.name}: the name of TIREx task {task.label!r}")
-    evaluation.update(tasks)
-    demo_name = (config.get("demo") or {}).get("name")
-    _check_qrels(evaluation, [*local, *([demo_name] if demo_name else [])])
-    splits = [SPLIT_TRAIN, *evaluation]
-    first_stages = _first_stages(config, splits)
+    evaluation, selection, tasks = _evaluation_sets(config, local)
+    first_stages = _first_stages(config, [SPLIT_TRAIN, *evaluation])
     tirex_stage = _tirex_first_stage(config, first_stages, tasks)
-    for name, spec in evaluation.items():
-        stages = [tirex_stage] if spec.tirex else list(first_stages)
-        if not any(first_stages[stage].has_run(name) for stage in stages):
-            where = f"tirex task {spec.label}" if spec.tirex else f"evaluation.{name}"
-            raise ConfigError(
-                f"{where}: no first stage has a run for it (give one under "
-                f"first_stages.<name>.runs.{name}, or a first stage with bm25)"
-            )
+    _check_first_stage_runs(evaluation, first_stages, tirex_stage)
     teachers = _teachers(config, first_stages, evaluation)
     backbones = {
         name: Backbone(
@@ -517,6 +491,48 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
         tirex_rule=config.get("tirex", {}).get("rule", "judged"),
         config=config,
     )
+
+
+def _evaluation_sets(
+    config: Mapping[str, Any], local: Sequence[str]
+) -> tuple[dict[str, EvaluationSet], Any, dict[str, EvaluationSet]]:
+    """The evaluation sets (TIREx tasks included), the TIREx selection and its tasks;
+    every set must be a dataset with qrels."""
+    evaluation = {
+        name: EvaluationSet(
+            name=name,
+            dataset=spec["dataset"],
+            label=spec["label"],
+            relevance_level=spec.get("relevance_level", 1),
+            corpus=spec.get("corpus") or config["collection"],
+        )
+        for name, spec in config["evaluation"].items()
+    }
+    if SPLIT_TRAIN in evaluation:
+        raise ConfigError(f"evaluation: {SPLIT_TRAIN!r} is reserved for the training queries")
+    selection, tasks = _tirex_tasks(config, local)
+    for task in tasks.values():
+        if task.name in evaluation:
+            raise ConfigError(f"evaluation.{task.name}: the name of TIREx task {task.label!r}")
+    evaluation.update(tasks)
+    demo_name = (config.get("demo") or {}).get("name")
+    _check_qrels(evaluation, [*local, *([demo_name] if demo_name else [])])
+    return evaluation, selection, tasks
+
+
+def _check_first_stage_runs(
+    evaluation: Mapping[str, EvaluationSet],
+    first_stages: Mapping[str, FirstStage],
+    tirex_stage: str | None,
+) -> None:
+    for name, spec in evaluation.items():
+        stages = [tirex_stage] if spec.tirex else list(first_stages)
+        if not any(first_stages[stage].has_run(name) for stage in stages):
+            where = f"tirex task {spec.label}" if spec.tirex else f"evaluation.{name}"
+            raise ConfigError(
+                f"{where}: no first stage has a run for it (give one under "
+                f"first_stages.<name>.runs.{name}, or a first stage with bm25)"
+            )
 
 
 def _pairs(
