@@ -258,6 +258,19 @@ def test_a_table_that_differs_from_the_published_subsample_is_removed(
     assert not table.exists() and not stats.exists()
 
 
+def test_teacher_queries_missing_from_the_first_stage_are_counted(
+    subsample_runs: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    teacher, _ = subsample_runs
+    only_202 = tmp_path / "only-202.run"
+    lines = [line for line in SUB_FIRST_STAGE.splitlines() if line.startswith("202")]
+    only_202.write_text("\n".join(lines) + "\n")
+    with caplog.at_level(logging.WARNING, logger="rank_distillm.training_tables"):
+        table = build_teacher(teacher, tmp_path, None, depth=3, first_stage_run=only_202)
+    assert {row[0] for row in table_rows(table)} == {"202"}
+    assert "1 of 2 teacher queries are not in the first-stage run" in caplog.text
+
+
 def test_depth_of_the_whole_teacher_run_is_the_run_as_it_is(
     subsample_runs: tuple[Path, Path], tmp_path: Path
 ) -> None:
