@@ -60,7 +60,7 @@ def test_every_row_of_the_papers_table(zoo: pd.DataFrame) -> None:
     assert list(zoo.index) == [
         "First stage",
         "RankZephyr (teacher)",
-        "RankGPT-4 (teacher)",
+        "RankGPT-4 (re-ranker)",
         "monoELECTRA-base, stage 1 only (InfoNCE)",
         "monoELECTRA-base, stage 1 + distillation (RankNet)",
         "monoELECTRA-base, stage 1 + distillation (ADR-MSE)",
@@ -70,8 +70,8 @@ def test_every_row_of_the_papers_table(zoo: pd.DataFrame) -> None:
         "webis/monoelectra-base (published)",
         "webis/monoelectra-large (published)",
     ]
-    # Teachers without evaluation runs: the paper's figures, no reproduced value.
-    rankgpt = zoo.loc["RankGPT-4 (teacher)"]
+    # Re-rankers without evaluation runs: the paper's figures, no reproduced value.
+    rankgpt = zoo.loc["RankGPT-4 (re-ranker)"]
     assert rankgpt["paper nDCG@10 ColBERTv2 DL20"] == pytest.approx(0.793)
     assert pd.isna(rankgpt["nDCG@10 ColBERTv2 DL20"])
     large = zoo.loc["monoELECTRA-large, stage 1 + distillation (RankNet)"]

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rank_distillm import references as paper_references
+from rank_distillm.config_errors import ConfigError
 from rank_distillm.hints import did_you_mean as _hint
 
 RESULTS = "results"
@@ -26,12 +28,8 @@ RESULTS = "results"
 FIRST_STAGE_ROW = "first-stage"
 SPLIT_TRAIN = "train"
 #: Keys of a model entry that describe its data and place, not its training settings.
-_RECIPE_KEYS = {"label", "start", "data", "first_stage", "teacher", "queries", "depth", "published"}
+_RECIPE_KEYS = {"label", "start", "data", "first_stage", "teacher", "queries", "depth"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-
-
-class ConfigError(ValueError):
-    """An impossible or inconsistent configuration; the message names the config key."""
 
 
 def slug(dataset_id: str) -> str:
@@ -86,6 +84,12 @@ class Teacher:
     depth: int
     seed: int
     generate: Mapping[str, Any] | None = None  # teachers generated with an LLM
+    published_subsamples: Mapping[int, str] = field(default_factory=dict)  # depth -> run
+
+    def subsampled(self, depth: int) -> bool:
+        """A table shallower than the teacher's run is the first stage's top ``depth`` of
+        it (the paper's sub-sampling); at the teacher's depth it is the run as it is."""
+        return depth < self.depth
 
     @property
     def simulated(self) -> bool:
@@ -127,7 +131,6 @@ class Model:
     queries: int | None  # teacher data: queries of the teacher run used (None: all)
     depth: int | None  # teacher data: passages per query
     settings: Mapping[str, Any]  # training settings (rank_distillm.train.TrainSettings keys)
-    published: str | None = None  # the authors' published system this model reproduces
 
     def recipe_key(self) -> tuple:
         """What determines the trained weights: equal keys mean the same model."""
@@ -156,7 +159,7 @@ class Row:
 
     key: str
     label: str
-    kind: str  # first_stage, teacher, model, checkpoint, ablation
+    kind: str  # first_stage, teacher, reranker, model, checkpoint, ablation
     systems: Mapping[tuple[str, str], str]
 
 
@@ -216,6 +219,11 @@ class Experiment:
 
     def corpora(self) -> list[str]:
         return list(dict.fromkeys([self.collection, *(e.corpus for e in self.evaluation.values())]))
+
+    @property
+    def paper_systems(self) -> Mapping[str, str]:
+        """Config ``paper_systems``: table row -> the authors' system it reproduces."""
+        return self.config.get("paper_systems", {})
 
     def rerankers(self) -> list[str]:
         """Systems that re-rank every pair with a checkpoint: trained models and published ones."""
@@ -316,6 +324,18 @@ class Experiment:
 
     def teacher_table(self, teacher: str, queries: int | None, depth: int) -> str:
         return f"{self.root}/training/teachers/{teacher}.{queries or 'all'}x{depth}.parquet"
+
+    def teacher_table_inputs(self, teacher: str, queries: int | None, depth: int) -> dict:
+        """The teacher_table job's files: the teacher's training run; below its depth, the
+        first stage's training run (the sub-sample's candidates); and the authors' published
+        sub-sample at this depth, if given, when the table keeps all the teacher's queries."""
+        spec = self.teachers[teacher]
+        found = {"teacher_run": self.teacher_run(teacher, SPLIT_TRAIN, spec.first_stage)}
+        if spec.subsampled(depth):
+            found["first_stage"] = self.first_stage_run(spec.first_stage, SPLIT_TRAIN)
+        if depth in spec.published_subsamples and queries in (None, spec.queries):
+            found["published"] = spec.published_subsamples[depth]
+        return found
 
     def model_table(self, model: str) -> str:
         spec = self.models[model]
@@ -431,40 +451,14 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
     Raises :class:`ConfigError` naming the key for every inconsistency the schema cannot
     express: unknown references, impossible depths, start cycles, clashing names.
     """
-    evaluation = {
-        name: EvaluationSet(
-            name=name,
-            dataset=spec["dataset"],
-            label=spec["label"],
-            relevance_level=spec.get("relevance_level", 1),
-            corpus=spec.get("corpus") or config["collection"],
-        )
-        for name, spec in config["evaluation"].items()
-    }
-    if SPLIT_TRAIN in evaluation:
-        raise ConfigError(f"evaluation: {SPLIT_TRAIN!r} is reserved for the training queries")
     _check_downloads(config)
     collections = dict(config.get("collections", {}))
     demo_tirex = config.get("demo_tirex")
     local = [*collections, *((demo_tirex or {}).get("corpora", {}))]
-    selection, tasks = _tirex_tasks(config, local)
-    for task in tasks.values():
-        if task.name in evaluation:
-            raise ConfigError(f"evaluation.{task.name}: the name of TIREx task {task.label!r}")
-    evaluation.update(tasks)
-    demo_name = (config.get("demo") or {}).get("name")
-    _check_qrels(evaluation, [*local, *([demo_name] if demo_name else [])])
-    splits = [SPLIT_TRAIN, *evaluation]
-    first_stages = _first_stages(config, splits, evaluation)
+    evaluation, selection, tasks = _evaluation_sets(config, local)
+    first_stages = _first_stages(config, [SPLIT_TRAIN, *evaluation], evaluation)
     tirex_stage = _tirex_first_stage(config, first_stages, tasks)
-    for name, spec in evaluation.items():
-        stages = [tirex_stage] if spec.tirex else list(first_stages)
-        if not any(first_stages[stage].has_run(name) for stage in stages):
-            where = f"tirex task {spec.label}" if spec.tirex else f"evaluation.{name}"
-            raise ConfigError(
-                f"{where}: no first stage has a run for it (give one under "
-                f"first_stages.<name>.runs.{name}, or a first stage with bm25)"
-            )
+    _check_first_stage_runs(evaluation, first_stages, tirex_stage)
     teachers = _teachers(config, first_stages, evaluation)
     backbones = {
         name: Backbone(
@@ -486,10 +480,14 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
         config, main_models, first_stages, teachers, backbones, pairs
     )
     main_rows = _rows(first_stages, teachers, checkpoints, main_models, pairs, evaluation, config)
-    references = _published_references(
-        config.get("references", {}), main_models, first_stages, evaluation
+    references = paper_references.resolve(
+        config,
+        [row.key for row in main_rows + ablation_rows],
+        {name: stage.published or name for name, stage in first_stages.items()},
+        {name: spec.dataset for name, spec in evaluation.items()},
+        tirex_stage,
+        list(selection.groups()) if selection else [],
     )
-    _check_references(references, main_rows + ablation_rows, first_stages, evaluation)
     if not config.get("ablations", {}).get("enabled", False):
         ablation_rows = []
     models = {**main_models, **extra_models}
@@ -517,6 +515,48 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
         tirex_rule=config.get("tirex", {}).get("rule", "judged"),
         config=config,
     )
+
+
+def _evaluation_sets(
+    config: Mapping[str, Any], local: Sequence[str]
+) -> tuple[dict[str, EvaluationSet], Any, dict[str, EvaluationSet]]:
+    """The evaluation sets (TIREx tasks included), the TIREx selection and its tasks;
+    every set must be a dataset with qrels."""
+    evaluation = {
+        name: EvaluationSet(
+            name=name,
+            dataset=spec["dataset"],
+            label=spec["label"],
+            relevance_level=spec.get("relevance_level", 1),
+            corpus=spec.get("corpus") or config["collection"],
+        )
+        for name, spec in config["evaluation"].items()
+    }
+    if SPLIT_TRAIN in evaluation:
+        raise ConfigError(f"evaluation: {SPLIT_TRAIN!r} is reserved for the training queries")
+    selection, tasks = _tirex_tasks(config, local)
+    for task in tasks.values():
+        if task.name in evaluation:
+            raise ConfigError(f"evaluation.{task.name}: the name of TIREx task {task.label!r}")
+    evaluation.update(tasks)
+    demo_name = (config.get("demo") or {}).get("name")
+    _check_qrels(evaluation, [*local, *([demo_name] if demo_name else [])])
+    return evaluation, selection, tasks
+
+
+def _check_first_stage_runs(
+    evaluation: Mapping[str, EvaluationSet],
+    first_stages: Mapping[str, FirstStage],
+    tirex_stage: str | None,
+) -> None:
+    for name, spec in evaluation.items():
+        stages = [tirex_stage] if spec.tirex else list(first_stages)
+        if not any(first_stages[stage].has_run(name) for stage in stages):
+            where = f"tirex task {spec.label}" if spec.tirex else f"evaluation.{name}"
+            raise ConfigError(
+                f"{where}: no first stage has a run for it (give one under "
+                f"first_stages.<name>.runs.{name}, or a first stage with bm25)"
+            )
 
 
 def _pairs(
@@ -739,8 +779,22 @@ def _teachers(
             depth=depth,
             seed=spec.get("seed", 42),
             generate=generate,
+            published_subsamples=_published_subsamples(spec, depth, key),
         )
     return teachers
+
+
+def _published_subsamples(spec: Mapping[str, Any], depth: int, key: str) -> dict[int, str]:
+    """``published_subsamples`` with integer depths, each below the teacher's depth."""
+    found = {}
+    for given, path in (spec.get("published_subsamples") or {}).items():
+        if not str(given).isdigit() or not 1 < int(given) < depth:
+            raise ConfigError(
+                f"{key}.published_subsamples.{given}: a depth between 2 and the teacher's "
+                f"depth ({depth}, exclusive) was expected"
+            )
+        found[int(given)] = path
+    return found
 
 
 def _check_generation(settings: Mapping[str, Any], where: str) -> None:
@@ -870,22 +924,7 @@ def _model(
         queries=queries,
         depth=depth,
         settings=settings,
-        published=_published_system(spec.get("published"), f"{key}.published"),
     )
-
-
-def _published_system(system: str | None, where: str) -> str | None:
-    """A system of the authors' archive (``paper_tables``), or None."""
-    if system is None:
-        return None
-    from rank_distillm import paper_tables
-
-    systems = paper_tables.load().systems
-    if system not in systems:
-        raise ConfigError(
-            f"{where}: {system!r} is not a system of the authors' archive{_hint(system, systems)}"
-        )
-    return system
 
 
 _ZENODO_RECORD = re.compile(r"zenodo\.org/records?/(\d+)/")
@@ -1043,8 +1082,9 @@ def _rows(
             if not evaluation[pair[1]].tirex
             and (teacher.ranks_every_split or pair[1] in teacher.evaluation_runs.get(pair[0], {}))
         }
-        if systems or name in references:
-            rows.append(Row(name, teacher.label, "teacher", systems))
+        if systems or name in references or name in config.get("paper_systems", {}):
+            kind = "teacher" if teacher.trainable else "reranker"  # evaluated, not distilled
+            rows.append(Row(name, teacher.label, kind, systems))
     rows += [
         Row(name, m.label, "model", {pair: name for pair in pairs}) for name, m in models.items()
     ]
@@ -1053,59 +1093,6 @@ def _rows(
         for name, c in checkpoints.items()
     ]
     return rows
-
-
-def _published_references(
-    references: Mapping[str, Mapping[str, Mapping[str, float]]],
-    models: Mapping[str, Model],
-    first_stages: Mapping[str, FirstStage],
-    evaluation: Mapping[str, EvaluationSet],
-) -> dict[str, dict[str, dict[str, float]]]:
-    """``references``, where each model with ``published`` falls back, cell by cell, to
-    the figures the authors' notebook printed for that system (``paper_tables``) on the
-    first stages that re-rank the authors' runs."""
-    found = {row: {s: dict(v) for s, v in cells.items()} for row, cells in references.items()}
-    published = {name: m.published for name, m in models.items() if m.published}
-    if not published:
-        return found
-    from rank_distillm import paper_tables
-
-    paper = paper_tables.load()
-    sets = {spec.dataset: name for name, spec in evaluation.items() if not spec.tirex}
-    for name, system in published.items():
-        printed = paper.references(system)
-        for stage in (s for s in first_stages.values() if s.published):
-            for key, value in printed.get(stage.published, {}).items():
-                split = key if key == "tirex" else sets.get(paper.trec_dl[key][0])
-                if split is not None:
-                    cells = found.setdefault(name, {}).setdefault(stage.name, {})
-                    cells.setdefault(split, value)
-    return found
-
-
-def _check_references(
-    references: Mapping[str, Mapping[str, Mapping[str, float]]],
-    rows: Sequence[Row],
-    first_stages: Mapping[str, FirstStage],
-    evaluation: Mapping[str, EvaluationSet],
-) -> None:
-    keys = [row.key for row in rows]
-    for system, by_stage in references.items():
-        if system not in keys:
-            raise ConfigError(
-                f"references.{system}: no table row has this name{_hint(system, keys)}"
-            )
-        for stage, values in by_stage.items():
-            if stage not in first_stages:
-                raise ConfigError(
-                    f"references.{system}.{stage}: not a first stage{_hint(stage, first_stages)}"
-                )
-            for split in values:
-                if split not in ("mean", "tirex") and split not in evaluation:
-                    raise ConfigError(
-                        f"references.{system}.{stage}.{split}: not an evaluation set, 'mean' "
-                        f"or 'tirex'{_hint(split, [*evaluation, 'mean', 'tirex'])}"
-                    )
 
 
 def load_config(paths: Sequence[str | Path], schema: str | Path) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 ``data/paper_tables.yaml`` holds every printed cell (value and significance star), the
 systems of the authors' archive of evaluation runs (Zenodo record 15150456), the TREC DL
 sets and the notebook's 29 TIREx tasks. This module reads it into typed records; the
-published tables compare their cells with it, and it gives the paper's figures of a
-published system for a model zoo row (:func:`PaperTables.references`).
+published tables compare their cells with it, and it gives every printed figure of a
+system (:meth:`PaperTables.figures`) for the model zoo rows that config ``paper_systems``
+maps to it (``rank_distillm.references``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from typing import Any
 
 import yaml
 
-TREC_DL_TABLES = ("trec_dl", "loss")
 SUBSAMPLING_TABLES = ("queries", "depth")
-FIRST_STAGE = "first_stage"
 MEANS = ("AM", "GM")
+#: A figure's place (:meth:`PaperTables.figures`): (first stage, dataset id or ``MEAN``)
+#: for TREC DL, (``TIREX``, corpus group or one of ``MEANS``) for TIREx.
+Place = tuple[str, str]
+MEAN = "mean"
+TIREX = "tirex"
 _CELL = re.compile(r"(\d+\.\d+)(\*?)")
 
 
@@ -110,19 +114,26 @@ class PaperTables:
     def tirex_systems(self) -> list[str]:
         return list(self.tables["tirex"].rows)
 
-    def references(self, system: str) -> dict[str, dict[str, float]]:
-        """The printed figures of ``system`` as a model zoo reference
-        (``{<first stage>: {<set>: value}}``, TIREx's mean over groups under ``bm25.tirex``)."""
-        found: dict[str, dict[str, float]] = {}
-        for name in TREC_DL_TABLES:
-            table = self.tables[name]
-            if system in table.printed:
-                for column in table.columns:
+    def figures(self, system: str) -> dict[Place, float]:
+        """Every printed figure of ``system``: TREC DL cells by (first stage, dataset id),
+        the sub-sampling tables' means by (first stage, ``MEAN``), TIREx cells by
+        (``TIREX``, group or ``AM``/``GM``). Tables that print the same cell agree (a test
+        checks it); an unknown system has none."""
+        found: dict[Place, float] = {}
+        for table in self.tables.values():
+            if table.systems_by_column is not None:  # sub-sampling: rows are first stages
+                for column, shown in table.systems_by_column.items():
+                    if shown == system:
+                        for stage in table.rows:
+                            found.setdefault((stage, MEAN), table.cell(stage, column).value)
+                continue
+            for column, cell in zip(table.columns, table.printed.get(system, ()), strict=False):
+                if table.name == "tirex":
+                    place = (TIREX, column)
+                else:
                     stage, split = column.split("/")
-                    found.setdefault(stage, {})[split] = table.cell(system, column).value
-        tirex = self.tables["tirex"]
-        if system in tirex.printed:
-            found.setdefault("bm25", {})["tirex"] = tirex.cell(system, "AM").value
+                    place = (stage, self.trec_dl[split][0])
+                found.setdefault(place, cell.value)
         return found
 
 

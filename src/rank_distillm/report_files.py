@@ -300,6 +300,27 @@ def tirex_group_tests(
     return significance.paired_tests(frame, settings, cell=("group",))
 
 
+def tirex_references(spec: ReportSpec) -> dict[str, dict[str, float]]:
+    """The paper's TIREx figures per row label and TIREx table column (a corpus group,
+    the mean over groups, the geometric mean): ``tirex:<group>``, ``tirex`` and
+    ``tirex:geomean`` references of the TIREx first stage."""
+    from rank_distillm import references, tirex_report
+
+    assert spec.tirex is not None
+    columns = {
+        **references.tirex_keys(spec.tirex.selection.groups()),
+        references.TIREX: tirex_report.AGGREGATE_COLUMNS["groups_mean"],
+        references.TIREX_GEOMEAN: tirex_report.AGGREGATE_COLUMNS["groups_geomean"],
+    }
+    found = {}
+    for row, label in spec.rows:
+        given = spec.references.get(row, {}).get(spec.tirex.first_stage or "", {})
+        figures = {columns[key]: value for key, value in given.items() if key in columns}
+        if figures:
+            found[label] = figures
+    return found
+
+
 def write_tirex_files(spec: ReportSpec) -> pd.DataFrame:
     """The TIREx tables (md, csv, tex, html; per task; the tests) and the per-group chart;
     rows labelled as in the model zoo, groups tested against the baseline."""
@@ -319,6 +340,8 @@ def write_tirex_files(spec: ReportSpec) -> pd.DataFrame:
         spec.tirex.rule,
         spec.tirex.outputs,
         spec.tirex.title,
+        references=tirex_references(spec),
+        rows=[label for _, label in spec.rows],
         tests=tests,
         tests_note=significance.describe(
             spec.settings,

@@ -12,7 +12,7 @@ rule the figures follow.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,39 @@ def tirex_table(aggregates: Mapping[str, pd.DataFrame], measure: str = "nDCG@10"
     table.index.name = "system"
     table.columns.name = None
     return table
+
+
+def with_references(
+    table: pd.DataFrame, references: Mapping[str, Mapping[str, float]], rows: Sequence[str]
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The table with its rows in ``rows`` order, a system with references but no runs
+    added as a row of NaN (its paper figures shown alone), and the references aligned to
+    the cells (None when there are none). ``references``: system -> column -> figure."""
+    order = [row for row in rows if row in table.index or row in references]
+    order += [row for row in table.index if row not in order]
+    table = table.reindex(order)
+    given = [references.get(row, {}) for row in order]
+    found = np.array(
+        [[figures.get(column, np.nan) for column in table.columns] for figures in given],
+        dtype=float,
+    ).reshape(table.shape)
+    return table, found if np.isfinite(found).any() else None
+
+
+def _csv(table: pd.DataFrame, markers: list[list[str]], papers: np.ndarray | None) -> pd.DataFrame:
+    """The CSV: figures, then a marker column per group, then ``paper``/``diff`` columns
+    for the columns with a paper figure (diff: reproduced - paper)."""
+    csv = table.copy()
+    groups = [c for c in table.columns if c not in AGGREGATE_COLUMNS.values()]
+    for group in groups:
+        j = list(table.columns).index(group)
+        csv[f"sig {group}"] = [row[j] for row in markers]
+    if papers is not None:
+        for j, column in enumerate(table.columns):
+            if np.isfinite(papers[:, j]).any():
+                csv[f"paper {column}"] = papers[:, j]
+                csv[f"diff {column}"] = table[column].to_numpy(dtype=float) - papers[:, j]
+    return csv
 
 
 def overall_figure(aggregates: Mapping[str, pd.DataFrame], measure: str = "nDCG@10") -> dict:
@@ -99,25 +132,28 @@ def write_tirex_tables(
     tests: pd.DataFrame | None = None,
     tests_note: str | None = None,
     latex_label: str = "tab:tirex",
+    references: Mapping[str, Mapping[str, float]] | None = None,
+    rows: Sequence[str] = (),
 ) -> pd.DataFrame:
     """``outputs``: ``md``, ``csv``, ``tex`` and ``html`` (per group and aggregates),
     ``tasks`` (per task), ``tests`` (one line per test), ``png`` (per-group chart).
     ``tests`` (``significance.paired_tests`` per ``group``, with a ``system`` label column)
-    put markers on the group columns; ``tests_note`` says what they mean. Each file is
-    written atomically."""
-    table = tirex_table(aggregates, measure)
+    put markers on the group columns; ``tests_note`` says what they mean. ``references``
+    (system -> group or aggregate column -> the paper's figure) sit beside the cells, and
+    a system with references but no runs gets a row of its own; ``rows`` orders the
+    systems. Each file is written atomically."""
+    table, papers = with_references(tirex_table(aggregates, measure), references or {}, rows)
     lines = notes(selection, rule, aggregates)
     if tests_note:
         lines.insert(0, tests_note)
-    groups = [c for c in table.columns if c not in AGGREGATE_COLUMNS.values()]
-    found = {} if tests is None else tests.set_index(["system", "group"])
+    found = (
+        pd.Series(dtype=str) if tests is None else tests.set_index(["system", "group"])["marker"]
+    )
     markers = [
         [
-            str(found.loc[(system, column), "marker"]) if (system, column) in found.index else ""
+            str(found[(system, column)]) if (system, column) in found.index else ""
             for column in table.columns
         ]
-        if tests is not None
-        else [""] * len(table.columns)
         for system in table.index
     ]
     shown = table_formats.DisplayTable(
@@ -126,14 +162,12 @@ def write_tirex_tables(
         columns=list(table.columns),
         values=table.to_numpy(dtype=float).reshape(table.shape),
         markers=markers,
+        references=papers,
         notes=[f"Cells: {measure} per corpus group, then aggregated.", *lines],
         measure=measure,
     )
-    csv = table.copy()
-    for j, group in enumerate(groups):
-        csv[f"sig {group}"] = [row[j] for row in markers]
     with atomic_output(outputs["csv"]) as tmp:
-        csv.to_csv(tmp, float_format="%.6g")
+        _csv(table, markers, papers).to_csv(tmp, float_format="%.6g")
     tasks = aggregates["tasks"]
     with atomic_output(outputs["tasks"]) as tmp:
         tasks[tasks["measure"] == measure].to_csv(tmp, index=False, float_format="%.6g")
@@ -146,7 +180,8 @@ def write_tirex_tables(
         atomic_write_text(outputs["tex"], table_formats.latex(shown, latex_label))
     if "html" in outputs:
         atomic_write_text(outputs["html"], table_formats.html_page(shown))
-    fig = _chart(table, groups, title, measure)
+    groups = [c for c in table.columns if c not in AGGREGATE_COLUMNS.values()]
+    fig = _chart(table.dropna(how="all"), groups, title, measure)
     with atomic_output(outputs["png"]) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     return table
