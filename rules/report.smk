@@ -9,7 +9,7 @@ from rank_distillm.report_files import ReportSpec, loss_png
 
 
 try:
-    REPORT = ReportSpec.from_experiment(EXP, config)
+    REPORT = ReportSpec.from_experiment(EXP, config, PUBLISHED)
 except ValueError as error:
     raise WorkflowError(f"config: {error}") from None
 
@@ -199,7 +199,7 @@ if REPORT.tirex:
 
     rule tirex_tables:
         input:
-            sorted({cell.metrics for cell in REPORT.tirex.cells}),
+            REPORT.tirex.metrics_files(),
         output:
             **{
                 kind: report(

@@ -10,9 +10,11 @@ A first stage with ``published: bm25`` (or ``colbert``) re-ranks the authors' ru
 every evaluation set the archive holds (deliverable of issue 15: their BM25 DL20 run and
 their TIREx first stages), even without the tables.
 
-For comparing a trained model with the published system it reproduces (``models.<name>.
-published``), :meth:`PublishedSpec.metrics_file` names that system's per-query metrics of
-one (first stage, dataset) and :meth:`PublishedSpec.group_metrics_file` of one TIREx group.
+For comparing a trained model with the published system it reproduces (config
+``paper_systems``; ``rank_distillm.reproduction``), :meth:`PublishedSpec.run_metrics_file`
+names that system's per-query metrics of one (first stage, dataset);
+:meth:`PublishedSpec.group_metrics_file` has those of a TIREx group as the notebook
+concatenates it.
 """
 
 from __future__ import annotations
@@ -160,6 +162,21 @@ class PublishedSpec:
         qrels and runs concatenated without prefixing query ids, as the notebook does."""
         folder = group + (f".{variant}" if variant else "")
         return f"{self.root}/metrics/tirex-groups/{folder}/{system}.tsv"
+
+    def scores(self, first_stage: str, dataset: str) -> bool:
+        """Whether the evaluation writes the published systems' metrics of this pair."""
+        pair = (first_stage, dataset)
+        return pair in self.trec_dl_pairs() or (
+            first_stage == "bm25" and dataset in self.tirex_tasks()
+        )
+
+    def run_metrics_file(self, system: str, first_stage: str, dataset: str) -> str:
+        """A published run's per-query metrics for comparing it with ours on the same
+        queries: :meth:`metrics_file`, except Cranfield's with its query ids mapped to
+        ir_datasets' where ``map_cranfield_ids`` (ours use ir_datasets' ids)."""
+        if dataset == "cranfield" and self.cranfield_mapped():
+            return self.group_metrics_file(system, "cranfield", IDS_MAPPED)
+        return self.metrics_file(system, first_stage, dataset)
 
     def cranfield_mapped(self) -> bool:
         return self.map_cranfield_ids and "cranfield" in self.tirex_tasks()

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from rank_distillm import table_formats, tirex
+from rank_distillm import reproduction, table_formats, tirex
 from rank_distillm.io import atomic_output, atomic_write_text
 
 PathLike = str | os.PathLike[str]
@@ -61,9 +61,15 @@ def with_references(
     return table, found if np.isfinite(found).any() else None
 
 
-def _csv(table: pd.DataFrame, markers: list[list[str]], papers: np.ndarray | None) -> pd.DataFrame:
+def _csv(
+    table: pd.DataFrame,
+    markers: list[list[str]],
+    papers: np.ndarray | None,
+    published: Mapping[tuple, pd.Series],
+) -> pd.DataFrame:
     """The CSV: figures, then a marker column per group, then ``paper``/``diff`` columns
-    for the columns with a paper figure (diff: reproduced - paper)."""
+    for the columns with a paper figure (diff: reproduced - paper), then the comparison
+    with the authors' runs per group (``reproduction.csv_columns``)."""
     csv = table.copy()
     groups = [c for c in table.columns if c not in AGGREGATE_COLUMNS.values()]
     for group in groups:
@@ -74,7 +80,20 @@ def _csv(table: pd.DataFrame, markers: list[list[str]], papers: np.ndarray | Non
             if np.isfinite(papers[:, j]).any():
                 csv[f"paper {column}"] = papers[:, j]
                 csv[f"diff {column}"] = table[column].to_numpy(dtype=float) - papers[:, j]
+    columns = {group: (group,) for group in groups}
+    for name, values in reproduction.csv_columns(published, list(table.index), columns).items():
+        csv[name] = values
     return csv
+
+
+def _tests(tests: pd.DataFrame | None, published: pd.DataFrame | None) -> pd.DataFrame:
+    """The tests file: the tests against the baseline, then those against the authors'
+    runs (``baseline`` names the authors' run)."""
+    if published is None or published.empty:
+        return pd.DataFrame() if tests is None else tests
+    if tests is None:
+        return published
+    return pd.concat([tests, published[list(tests.columns)]], ignore_index=True)
 
 
 def overall_figure(aggregates: Mapping[str, pd.DataFrame], measure: str = "nDCG@10") -> dict:
@@ -134,6 +153,8 @@ def write_tirex_tables(
     latex_label: str = "tab:tirex",
     references: Mapping[str, Mapping[str, float]] | None = None,
     rows: Sequence[str] = (),
+    published: pd.DataFrame | None = None,
+    published_note: str | None = None,
 ) -> pd.DataFrame:
     """``outputs``: ``md``, ``csv``, ``tex`` and ``html`` (per group and aggregates),
     ``tasks`` (per task), ``tests`` (one line per test), ``png`` (per-group chart).
@@ -141,20 +162,26 @@ def write_tirex_tables(
     put markers on the group columns; ``tests_note`` says what they mean. ``references``
     (system -> group or aggregate column -> the paper's figure) sit beside the cells, and
     a system with references but no runs gets a row of its own; ``rows`` orders the
-    systems. Each file is written atomically."""
+    systems. ``published`` (``reproduction.tests`` per ``group``, ``system`` our label):
+    rows against the authors' runs, shown after the cells, in the CSV and the tests file,
+    explained by ``published_note``. Each file is written atomically."""
     table, papers = with_references(tirex_table(aggregates, measure), references or {}, rows)
     lines = notes(selection, rule, aggregates)
-    if tests_note:
-        lines.insert(0, tests_note)
-    found = (
-        pd.Series(dtype=str) if tests is None else tests.set_index(["system", "group"])["marker"]
+    lines[:0] = [note for note in (tests_note, published_note) if note]
+    found, theirs = (
+        {} if frame is None else reproduction.by_key(frame, ("group",), "system")
+        for frame in (tests, published)
     )
-    markers = [
+    cells = [[(system, column) for column in table.columns] for system in table.index]
+    markers = [[str(found[c]["marker"]) if c in found else "" for c in row] for row in cells]
+    compared = [
         [
-            str(found[(system, column)]) if (system, column) in found.index else ""
-            for column in table.columns
+            reproduction.text(theirs[c]["reproduced"], theirs[c]["baseline_mean"])
+            if c in theirs
+            else ""
+            for c in row
         ]
-        for system in table.index
+        for row in cells
     ]
     shown = table_formats.DisplayTable(
         title=title,
@@ -165,16 +192,17 @@ def write_tirex_tables(
         references=papers,
         notes=[f"Cells: {measure} per corpus group, then aggregated.", *lines],
         measure=measure,
+        compared=compared if theirs else None,
+        compared_label="authors' run",
     )
     with atomic_output(outputs["csv"]) as tmp:
-        _csv(table, markers, papers).to_csv(tmp, float_format="%.6g")
+        _csv(table, markers, papers, theirs).to_csv(tmp, float_format="%.6g")
     tasks = aggregates["tasks"]
     with atomic_output(outputs["tasks"]) as tmp:
         tasks[tasks["measure"] == measure].to_csv(tmp, index=False, float_format="%.6g")
     if "tests" in outputs:
-        frame = tests if tests is not None else pd.DataFrame()
         with atomic_output(outputs["tests"]) as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.6g")
+            _tests(tests, published).to_csv(tmp, index=False, float_format="%.6g")
     atomic_write_text(outputs["md"], table_formats.markdown(shown))
     if "tex" in outputs:
         atomic_write_text(outputs["tex"], table_formats.latex(shown, latex_label))
