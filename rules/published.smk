@@ -34,6 +34,31 @@ if config.get("published"):
         script:
             "../workflow/scripts/published_runs.py"
 
+    # Cranfield's archived first-stage run numbers queries by cran.qry's .I field; the
+    # pipeline re-ranks it with ir_datasets' ids (its topics' and qrels').
+    if PUBLISHED.ids_mapped_runs():
+
+        rule published_ids_mapped:
+            input:
+                list(PUBLISHED.ids_mapped_runs()),
+                EXP.manifests(),
+            output:
+                list(PUBLISHED.ids_mapped_runs().values()),
+            params:
+                runs=PUBLISHED.ids_mapped_runs(),
+                manifests=EXP.manifests(),
+            resources:
+                mem_mb=COMPUTE["prepare_mem_mb"],
+                runtime=30,
+            log:
+                "resources/logs/published-ids-mapped.log",
+            benchmark:
+                "resources/benchmarks/published-ids-mapped.tsv"
+            conda:
+                "../envs/pipeline.yaml"
+            script:
+                "../workflow/scripts/published_ids_mapped.py"
+
     rule published_metrics:
         input:
             EXP.manifests(),

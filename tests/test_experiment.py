@@ -462,6 +462,21 @@ def test_an_evaluation_set_needs_qrels(paper_config, dataset: str, message: str)
 # --------------------------------------------------------------------------- published runs
 
 
+def test_cranfield_first_stage_is_the_authors_run_with_ir_datasets_ids(paper_config) -> None:
+    """The archive numbers Cranfield's queries by cran.qry's .I field; the pipeline
+    re-ranks the run with ir_datasets' ids, or PISA's run without the mapping."""
+    exp = from_config(paper_config)
+    split = next(name for name, spec in exp.evaluation.items() if spec.label == "cranfield")
+    assert exp.first_stage_run("bm25", split) == (
+        "resources/published/first_stage/bm25/cranfield.ids-mapped.run"
+    )
+    unmapped = from_config(
+        edited(paper_config, lambda c: c["published"].update(map_cranfield_ids=False))
+    )
+    assert split not in unmapped.first_stages["bm25"].published_splits
+    assert unmapped.first_stage_run("bm25", split) == f"results/paper/runs/{split}/bm25/bm25.run"
+
+
 def test_published_first_stage_serves_the_sets_its_archive_holds(demo_config) -> None:
     """The demo's BM25 with `published: bm25`: the archive has the TREC DL ids, not the
     demo's own sets, which PISA's BM25 keeps serving."""

@@ -346,6 +346,26 @@ def test_cran_qry_numbers_in_file_order() -> None:
     assert published_eval.cran_qry_numbers(lines) == ["1", "2", "4"]
 
 
+def test_cranfield_first_stage_gets_ir_datasets_query_ids(tmp_path: Path) -> None:
+    """The archive's Cranfield run (cran.qry's .I numbers, zero-padded here) re-ranked by
+    the pipeline: query ids 1, 2, 3 for .I 001, 002, 004, rows and scores kept."""
+    source, target = tmp_path / "cranfield.run", tmp_path / "mapped.run"
+    source.write_text(
+        "001 Q0 d7 1 9.5 bm25\n001 Q0 d3 2 8.0 bm25\n004 Q0 d1 1 7.0 bm25\n002 Q0 d2 1 6.0 bm25\n"
+    )
+    published_eval.write_ids_mapped(source, target, ["1", "2", "4", "8"])
+    assert target.read_text().split("\n")[:4] == [
+        "1 Q0 d7 1 9.5 first_stage",
+        "1 Q0 d3 2 8.0 first_stage",
+        "3 Q0 d1 1 7.0 first_stage",
+        "2 Q0 d2 1 6.0 first_stage",
+    ]
+    source.write_text("001 Q0 d7 1 9.5 bm25\n365 Q0 d1 1 7.0 bm25\n")
+    with pytest.raises(ValueError, match="cranfield.run: its query ids are no cran.qry .I"):
+        published_eval.write_ids_mapped(source, tmp_path / "other.run", ["1", "2", "4"])
+    assert not (tmp_path / "other.run").exists()
+
+
 def test_repeated_pairs_keep_their_last_row_as_ir_measures_does() -> None:
     run = pd.DataFrame(
         {"query_id": ["q"] * 3, "doc_id": ["d1", "d2", "d1"], "score": [3.0, 2.0, 1.0]}

@@ -705,7 +705,9 @@ def _published_runs(
     evaluation: Mapping[str, EvaluationSet],
 ) -> dict[str, str]:
     """The authors' runs of first stage ``stage`` (from their archive) for every evaluation
-    set the archive holds and ``runs`` does not give."""
+    set the archive holds and ``runs`` does not give. Cranfield's run numbers its queries
+    by cran.qry's ``.I`` field, so it serves with its ids mapped to ir_datasets' (the
+    topics' and qrels'), or not at all without ``published.map_cranfield_ids``."""
     if stage is None:
         return {}
     from rank_distillm import published
@@ -715,13 +717,18 @@ def _published_runs(
             f"first_stages.{name}.published: the authors' runs come from their archive; "
             "configure it under `published` (see configs/paper.yaml)"
         )
-    return {
-        split: published.run_file(
-            published.Entry(published.FIRST_STAGE_SYSTEM, stage, benchmark_id(spec))
-        )
-        for split, spec in evaluation.items()
-        if split not in given and published.archive_holds(stage, benchmark_id(spec))
-    }
+    mapped = config["published"].get("map_cranfield_ids", True)
+    found = {}
+    for split, spec in evaluation.items():
+        dataset = benchmark_id(spec)
+        if split in given or not published.archive_holds(stage, dataset):
+            continue
+        entry = published.Entry(published.FIRST_STAGE_SYSTEM, stage, dataset)
+        if dataset != published.CRANFIELD:
+            found[split] = published.run_file(entry)
+        elif mapped:
+            found[split] = published.run_file(entry, published.IDS_MAPPED)
+    return found
 
 
 def _teachers(

@@ -29,6 +29,8 @@ from rank_distillm.published_archive import FIRST_STAGE_SYSTEM, Entry
 RESOURCES = "resources/published"
 #: The variant of the Cranfield cells with the archive's query ids mapped to ir_datasets'.
 IDS_MAPPED = "ids-mapped"
+#: The one task whose archived runs number queries unlike ir_datasets (cran.qry's ``.I``).
+CRANFIELD = "cranfield"
 TABLES = ("trec-dl", "tirex", "loss", "subsampling-queries", "subsampling-depth")
 FORMATS = ("md", "csv", "tex")
 
@@ -37,9 +39,11 @@ def _slug(dataset: str) -> str:
     return dataset.replace("/", "__")
 
 
-def run_file(entry: Entry) -> str:
-    """Where the run of an archive entry is extracted to (normalised, TREC format)."""
-    return f"{RESOURCES}/{entry.system}/{entry.first_stage}/{_slug(entry.dataset)}.run"
+def run_file(entry: Entry, variant: str = "") -> str:
+    """Where the run of an archive entry is extracted to (normalised, TREC format); with
+    ``IDS_MAPPED``, Cranfield's run with ir_datasets' query ids."""
+    name = _slug(entry.dataset) + (f".{variant}" if variant else "")
+    return f"{RESOURCES}/{entry.system}/{entry.first_stage}/{name}.run"
 
 
 def archive_holds(first_stage: str, dataset: str) -> bool:
@@ -174,9 +178,18 @@ class PublishedSpec:
         """A published run's per-query metrics for comparing it with ours on the same
         queries: :meth:`metrics_file`, except Cranfield's with its query ids mapped to
         ir_datasets' where ``map_cranfield_ids`` (ours use ir_datasets' ids)."""
-        if dataset == "cranfield" and self.cranfield_mapped():
-            return self.group_metrics_file(system, "cranfield", IDS_MAPPED)
+        if dataset == CRANFIELD and self.cranfield_mapped():
+            return self.group_metrics_file(system, CRANFIELD, IDS_MAPPED)
         return self.metrics_file(system, first_stage, dataset)
+
+    def ids_mapped_runs(self) -> dict[str, str]:
+        """The pipeline's Cranfield first-stage run: the extracted run -> the same with
+        ir_datasets' query ids (which the re-rankers' topics and the qrels use)."""
+        return {
+            run_file(entry): run_file(entry, IDS_MAPPED)
+            for entry in self.first_stage_runs
+            if entry.dataset == CRANFIELD
+        }
 
     def cranfield_mapped(self) -> bool:
         return self.map_cranfield_ids and "cranfield" in self.tirex_tasks()

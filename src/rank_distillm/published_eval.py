@@ -23,6 +23,7 @@ metrics file says per judged query whether the run contained it (``in_run``).
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from rank_distillm import evaluate
+from rank_distillm import io as trec_io
 from rank_distillm.published import IDS_MAPPED, PublishedSpec, run_file
 from rank_distillm.published_archive import FIRST_STAGE_SYSTEM, Entry, read_run_file
 
@@ -143,6 +145,25 @@ def map_query_ids(run: pd.DataFrame, numbers: Sequence[str]) -> pd.DataFrame | N
         )
         return None
     return run.assign(query_id=run["query_id"].map(mapping))
+
+
+def write_ids_mapped(
+    source: str | os.PathLike[str], target: str | os.PathLike[str], numbers: Sequence[str]
+) -> None:
+    """The archive's Cranfield run ``source`` with its query ids (cran.qry's ``.I``
+    numbers, ``numbers`` in file order) mapped to ir_datasets' (1, 2, ... in that order),
+    written to ``target``, so that a pipeline re-ranking it finds ir_datasets' topics and
+    is scored against the same queries' qrels. Ids that are no ``.I`` numbers are an
+    error naming the file."""
+    run = trec_io.read_run(source)
+    mapped = map_query_ids(run.assign(query_id=notebook_ids(run["query_id"])), numbers)
+    if mapped is None:
+        raise ValueError(
+            f"{os.fspath(source)}: its query ids are no cran.qry .I numbers, so they cannot "
+            "be mapped to ir_datasets' (set published.map_cranfield_ids: false to re-rank "
+            "PISA's BM25 run of Cranfield instead)"
+        )
+    trec_io.write_run(mapped, target, FIRST_STAGE_SYSTEM)
 
 
 # --------------------------------------------------------------------------- the step
