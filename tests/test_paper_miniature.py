@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from tests import paper_miniature
 from tests.workflow_runner import copy_workflow, snakemake
@@ -80,6 +81,51 @@ def test_every_row_of_the_papers_table(zoo: pd.DataFrame) -> None:
         for column in ("nDCG@10 BM25 DL19", "nDCG@10 ColBERTv2 DL20"):
             assert 0 <= zoo.loc[model, column] <= 1
         assert zoo.loc[model, "queries ColBERTv2 DL20"] == 54
+
+
+COLUMNS = {  # model zoo column -> (first stage, evaluation set, dataset id)
+    "BM25 DL19": ("bm25", "dl19", "msmarco-passage/trec-dl-2019/judged"),
+    "BM25 DL20": ("bm25", "dl20", "msmarco-passage/trec-dl-2020/judged"),
+    "ColBERTv2 DL19": ("colbert", "dl19", "msmarco-passage/trec-dl-2019/judged"),
+    "ColBERTv2 DL20": ("colbert", "dl20", "msmarco-passage/trec-dl-2020/judged"),
+}
+
+
+def test_trained_models_against_the_authors_runs_of_their_systems(
+    miniature: Path, zoo: pd.DataFrame
+) -> None:
+    """Each trained row that `paper_systems` maps to an authors' system carries that
+    system's published run over the queries both runs contain, the Holm p-value of the
+    paired test and whether it is reproduced; rows that are not trained models do not."""
+    from rank_distillm.evaluate import read_per_query
+
+    results = miniature / "results" / "paper"
+    paper = yaml.safe_load((miniature / "configs" / "paper.yaml").read_text())
+    rows = {row: paper["models"][row]["label"] for row in paper["paper_systems"]}
+    rows = {row: label for row, label in rows.items() if row in paper["models"]}
+    assert len(rows) == 5
+    for row, label in rows.items():
+        system = paper["paper_systems"][row]
+        for column, (stage, split, dataset) in COLUMNS.items():
+            ours = read_per_query(results / "metrics" / split / stage / f"{row}.tsv")
+            theirs = read_per_query(
+                results / "published" / "metrics" / stage / dataset.replace("/", "__")
+                / f"{system}.tsv"
+            )  # fmt: skip
+            ours = ours[(ours["measure"] == "nDCG@10") & ours["in_run"]]
+            common = set(ours["query_id"]) & set(theirs[theirs["in_run"]]["query_id"])
+            line = zoo.loc[label]
+            expected = theirs[theirs["query_id"].isin(common)]["value"].mean()
+            assert line[f"published nDCG@10 {column}"] == pytest.approx(expected), (row, column)
+            assert line[f"published queries nDCG@10 {column}"] == len(common) > 40
+            significant = line[f"p published nDCG@10 {column}"] < 0.05
+            assert line[f"reproduced nDCG@10 {column}"] == ("no" if significant else "yes")
+    for label in ("First stage", "RankZephyr (teacher)", "webis/monoelectra-base (published)"):
+        assert pd.isna(zoo.loc[label, "published nDCG@10 BM25 DL19"]), label
+    markdown = (results / "model-zoo.md").read_text()
+    assert "tested cells reproduced" in markdown and "Holm-corrected over the 5 rows" in markdown
+    tests = pd.read_csv(results / "model-zoo-tests.csv")
+    assert tests["baseline"].str.endswith("(authors' run)").sum() == 5 * 4
 
 
 def test_table_notes_say_where_each_column_comes_from(miniature: Path) -> None:

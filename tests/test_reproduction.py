@@ -92,6 +92,13 @@ def test_reproduced_means_no_significant_difference_after_holm() -> None:
     assert found.loc["a", "p_holm"] == 1.0
 
 
+def test_a_pair_without_common_queries_is_an_error() -> None:
+    ours, theirs = frames()
+    theirs = theirs.assign(query_id="x" + theirs["query_id"])
+    with pytest.raises(ValueError, match="'pair': 'a'.*no judged query is in every run"):
+        reproduction.tests(ours, theirs, CELL)
+
+
 def test_no_published_runs_no_tests() -> None:
     ours, theirs = frames()
     assert reproduction.tests(ours, theirs.iloc[:0], CELL).empty

@@ -36,14 +36,14 @@ def tests(
     alpha: float = 0.05,
     measure: str = MEASURE,
 ) -> pd.DataFrame:
-    """Each row of ``theirs`` against the authors' run in ``theirs`` per ``cell``.
+    """Each row of ``ours`` against the authors' run of its system (``theirs``), per ``cell``.
 
     ``ours``: per-query metrics (``row``, ``query_id``, ``measure``, ``value``, ``in_run``
     and the ``cell`` columns); ``theirs``: the same for the published run each row is
     compared with (``row``: our row; ``system``: the authors' system). Returns
     ``paired_tests``' lines (``mean``: ours, ``baseline_mean``: theirs, both over the
     queries both runs contain) with ``system`` and ``reproduced``; ``baseline`` names the
-    authors' run."""
+    authors' run. A pair whose runs share no judged query is an error naming it."""
     theirs = theirs[theirs["measure"] == measure]
     ours = ours[(ours["measure"] == measure) & ours["row"].isin(set(theirs["row"]))]
     frame = pd.concat(
@@ -53,7 +53,7 @@ def tests(
         ],
         ignore_index=True,
     )
-    columns = [*significance.TEST_COLUMNS, *cell, "system", "reproduced"]
+    columns = [*cell, *significance.TEST_COLUMNS, "system", "reproduced"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
     kept = significance.restrict_queries(frame, "intersection", (*cell, "pair"))
