@@ -101,8 +101,8 @@ def test_trained_models_against_the_authors_runs_of_their_systems(
 
     results = miniature / "results" / "paper"
     paper = yaml.safe_load((miniature / "configs" / "paper.yaml").read_text())
-    rows = {row: paper["models"][row]["label"] for row in paper["paper_systems"]}
-    rows = {row: label for row, label in rows.items() if row in paper["models"]}
+    models = paper["models"]
+    rows = {row: models[row]["label"] for row in paper["paper_systems"] if row in models}
     assert len(rows) == 5
     for row, label in rows.items():
         system = paper["paper_systems"][row]

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
@@ -27,6 +27,9 @@ from rank_distillm import io as trec_io
 from rank_distillm.experiment import FIRST_STAGE_ROW, Experiment, benchmark_id
 from rank_distillm.hints import did_you_mean
 from rank_distillm.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from rank_distillm.published import PublishedSpec
 
 LOGGER = logging.getLogger(__name__)
 PACKAGE = "rank-distillm"
@@ -105,11 +108,14 @@ class ReportSpec:
 
     @classmethod
     def from_experiment(
-        cls, exp: Experiment, config: Mapping[str, Any], published: Any = None
+        cls,
+        exp: Experiment,
+        config: Mapping[str, Any],
+        published: PublishedSpec | None = None,
     ) -> ReportSpec:
-        """``published``: the ``published.PublishedSpec`` of config ``published`` (None
-        without): the trained rows that ``paper_systems`` maps to one of the authors'
-        systems are then compared with that system's runs. Raises ``ValueError`` naming
+        """``published``: the spec of config ``published`` (None without); the trained
+        rows that ``paper_systems`` maps to one of the authors' systems are then compared
+        with that system's runs. Raises ``ValueError`` naming
         ``report.significance.baseline`` when the baseline is not a table row."""
         settings_config = config.get("report", {})
         tests = settings_config.get("significance", {})
@@ -139,7 +145,7 @@ class ReportSpec:
         root = exp.root
         sets = {name: spec for name, spec in exp.evaluation.items() if not spec.tirex}
         title = settings_config.get("title", "Model zoo")
-        theirs, tirex_theirs = _published_cells(exp, published) if published else ([], [])
+        theirs, tirex_theirs = ([], []) if published is None else _published_cells(exp, published)
         return cls(
             root=root,
             cells=cells,
@@ -205,7 +211,7 @@ class ReportSpec:
         return dict(self.rows).get(row) or next((c.label for c in self.cells if c.row == row), row)
 
 
-def _published_cells(exp: Experiment, published: Any) -> tuple[list[Cell], list[Cell]]:
+def _published_cells(exp: Experiment, published: PublishedSpec) -> tuple[list[Cell], list[Cell]]:
     """The authors' run of the system of every trained row that ``paper_systems`` maps to
     one (``row``: ours, ``label``: their system), on each of the row's pairs whose first
     stage re-ranks the authors' runs and whose set their runs were scored on: the model
