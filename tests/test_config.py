@@ -137,6 +137,7 @@ def test_paper_plan_builds_offline_with_every_stage(tmp_path: Path) -> None:
     assert counts == {
         "download": 3,
         "published_runs": 1,
+        "published_ids_mapped": 1,  # Cranfield's first stage with ir_datasets' query ids
         "published_metrics": 1,
         "published_tables": 1,
         "docstore": 1 + 8,  # MS MARCO and the TIREx corpora
