@@ -15,6 +15,7 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/download.smk"
+include: "rules/published.smk"
 include: "rules/retrieve.smk"
 include: "rules/teacher.smk"
 include: "rules/hard_negatives.smk"
@@ -32,4 +33,5 @@ rule all:
     input:
         REPORT.targets(),
         expand(rules.model_card.output.card, model=EXP.models),
+        list(PUBLISHED.table_files().values()) if PUBLISHED else [],
     default_target: True

@@ -1,4 +1,7 @@
-# Downloads: run files named in config `downloads` (the paper's Zenodo records), MD5-checked.
+# Downloads: run files named in config `downloads` (the paper's Zenodo records), MD5-checked
+# against the configured MD5, or where none is published against the one recorded in
+# checksums/<file>.md5 at the first download (rank_distillm.download.fetch).
+from rank_distillm.download import checksum_path
 
 DOWNLOADS = config["downloads"]
 
@@ -11,7 +14,8 @@ if DOWNLOADS:
             file=_alternatives(DOWNLOADS),
         params:
             url=lambda wildcards: DOWNLOADS[wildcards.file]["url"],
-            md5=lambda wildcards: DOWNLOADS[wildcards.file]["md5"],
+            md5=lambda wildcards: DOWNLOADS[wildcards.file].get("md5"),
+            checksum_file=lambda wildcards: checksum_path(wildcards.file),
         localrule: True
         retries: 2
         log:

@@ -4,12 +4,14 @@
 # package versions: all flagged for `snakemake --report results/<experiment>/report.html`.
 # `snakemake tables` rebuilds the tables and plots from the metrics on disk and never
 # schedules an upstream job (see docs/report.md). rank_distillm.report_files holds the
-# logic; the TIREx tables (rule tirex_tables) get the same formats and markers.
+# logic; the TIREx tables (rule tirex_tables) get the same formats and markers. With
+# config `published`, both tables also test each trained model against the authors' run
+# of its system (rank_distillm.reproduction), so they read those metrics files too.
 from rank_distillm.report_files import ReportSpec, loss_png
 
 
 try:
-    REPORT = ReportSpec.from_experiment(EXP, config)
+    REPORT = ReportSpec.from_experiment(EXP, config, PUBLISHED)
 except ValueError as error:
     raise WorkflowError(f"config: {error}") from None
 
@@ -199,7 +201,7 @@ if REPORT.tirex:
 
     rule tirex_tables:
         input:
-            sorted({cell.metrics for cell in REPORT.tirex.cells}),
+            REPORT.tirex.metrics_files(),
         output:
             **{
                 kind: report(

@@ -64,11 +64,17 @@ rule generate_teacher_run:
         "../workflow/scripts/generate_teacher_run.py"
 
 
+# Below the teacher's depth, the table is the paper's sub-sample: the teacher's pairs in
+# the first stage's top {depth}, in teacher order (so it also reads the first-stage run).
 rule teacher_table:
     input:
         EXP.manifests(),
-        teacher_run=lambda wildcards: EXP.teacher_run(
-            wildcards.teacher, "train", EXP.teachers[wildcards.teacher].first_stage
+        unpack(
+            lambda wildcards: EXP.teacher_table_inputs(
+                wildcards.teacher,
+                None if wildcards.queries == "all" else int(wildcards.queries),
+                int(wildcards.depth),
+            )
         ),
     output:
         table=f"{EXP.root}/training/teachers/{{teacher}}.{{queries}}x{{depth}}.parquet",

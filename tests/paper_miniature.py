@@ -3,9 +3,11 @@
 It fabricates an ``IR_DATASETS_HOME`` that ir_datasets accepts for ``msmarco-passage``,
 ``msmarco-passage/train/judged`` and ``msmarco-passage/trec-dl-{2019,2020}/judged``: the
 real TREC DL topics and qrels from ``../shared/data/trec-dl``, generated texts for exactly
-the passages the runs need, and small generated training runs and qrels. The paper's
-published first-stage runs go where the download rule would put them, so
-``configs/paper.yaml`` runs with overrides only for size.
+the passages the runs need, and small generated training runs and qrels. An archive of
+the layout of the authors' evaluation runs (``tests/published_fixture.py``: their real
+first-stage runs where ../shared has them) goes where the download rule would put it, so
+``configs/paper.yaml`` runs with overrides only for size (and without the TIREx tasks,
+whose qrels are not here).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from rank_distillm import io as trec_io
+from tests import published_fixture
 
 TRAIN_QUERIES = 40
 TEACHER_QUERIES = 20
@@ -25,19 +27,13 @@ CANDIDATES = 100
 RERANK_DEPTH = 100
 WORDS = [f"w{i}" for i in range(600)]
 
-#: The paper's published TREC DL runs (in ../shared/data/trec-dl/runs), which the paper
-#: config downloads to resources/ under the same names.
-PUBLISHED_RUNS = [
-    "__bm25__msmarco-passage-trec-dl-2019-judged.run",
-    "__colbert__msmarco-passage-trec-dl-2019-judged.run",
-    "__colbert__msmarco-passage-trec-dl-2020-judged.run",
-]
 TRAIN_RUN = "__colbert__msmarco-passage-train-judged.run"
 TEACHER_RUN = "__rankzephyr-colbert-10000-sampled-100__msmarco-passage-train-judged.run"
+ARCHIVE = "experiments.tar.gz"
 
 
-def _text(rng: random.Random, words: list[str] = WORDS) -> str:
-    return " ".join(rng.choices(words, k=rng.randint(8, 30)))
+def _text(rng: random.Random) -> str:
+    return " ".join(rng.choices(WORDS, k=rng.randint(8, 30)))
 
 
 def _write_lines(path: Path, lines: list[str], compress: bool = False) -> None:
@@ -52,11 +48,10 @@ def build(shared_data: Path, workdir: Path, home: Path, seed: int = 0) -> Path:
     trec_dl = shared_data / "trec-dl"
     resources = workdir / "resources"
     resources.mkdir(parents=True, exist_ok=True)
+    built = published_fixture.build(trec_dl, resources / ARCHIVE, seed=seed, tirex=False)
     needed: set[str] = set()
-    for name in PUBLISHED_RUNS:
-        shutil.copyfile(trec_dl / "runs" / name, resources / name)
-        run = trec_io.truncate_run(trec_io.read_run(resources / name), RERANK_DEPTH)
-        needed.update(run["doc_id"])
+    for run in built.first_stages.values():  # ranked as the extraction ranks them
+        needed.update(run.groupby("query_id", sort=False).head(RERANK_DEPTH)["doc_id"])
 
     # Training queries, each with one relevant passage among 100 ColBERTv2 candidates.
     train_ids = [str(9_000_000 + i) for i in range(TRAIN_QUERIES)]
@@ -77,32 +72,11 @@ def build(shared_data: Path, workdir: Path, home: Path, seed: int = 0) -> Path:
     _write_lines(resources / TRAIN_RUN, train_run)
     _write_lines(resources / TEACHER_RUN, teacher_run)
 
-    base = home / "msmarco-passage"
-    base.mkdir(parents=True)
-    # ir_datasets' migration marker (exactly "v2"); without it, it deletes collection.tsv.
-    (base / "irds_version.txt").write_text("v2")
-    # Passages mix filler with the TREC DL topics' words, so BM25 (PISA over this
-    # collection, the paper config's DL20 BM25) retrieves something for most queries.
-    topic_words = sorted(
-        {
-            w
-            for name in ("topics.dl19-passage.txt", "topics.dl20.txt")
-            for line in (trec_dl / name).read_text().splitlines()
-            for w in line.split("\t")[1].split()
-        }
-    )
-    vocabulary = WORDS + topic_words
+    base = write_trec_dl_home(trec_dl, home)
     passages = sorted(needed | set(train_docs), key=int)
-    _write_lines(base / "collection.tsv", [f"{d}\t{_text(rng, vocabulary)}" for d in passages])
+    _write_lines(base / "collection.tsv", [f"{d}\t{_text(rng)}" for d in passages])
     _write_lines(base / "train" / "queries.tsv", [f"{q}\t{_text(rng)}" for q in train_ids])
     _write_lines(base / "train" / "qrels", train_qrels)
-    for year in ("2019", "2020"):
-        (base / f"trec-dl-{year}").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(trec_dl / "qrels.dl19-passage.txt", base / "trec-dl-2019" / "qrels")
-    shutil.copyfile(trec_dl / "topics.dl19-passage.txt", base / "trec-dl-2019" / "queries.tsv")
-    shutil.copyfile(trec_dl / "qrels.dl20-passage.txt", base / "trec-dl-2020" / "qrels")
-    topics20 = (trec_dl / "topics.dl20.txt").read_text().splitlines()
-    _write_lines(base / "trec-dl-2020" / "queries.tsv.gz", topics20, compress=True)
 
     models = _tiny_models(workdir / "miniature-models", passages_texts(base / "collection.tsv"))
     overrides = {
@@ -115,9 +89,10 @@ def build(shared_data: Path, workdir: Path, home: Path, seed: int = 0) -> Path:
             "webis-monoelectra-large": {"path": str(models["published-large"])},
         },
         "teachers": {"rankzephyr": {"queries": TEACHER_QUERIES}},
-        # TIREx's corpora are not here offline (its path is tested on the demo's corpora
-        # and on Vaswani): no tasks.
+        # TIREx's corpora and qrels are not here offline (its path is tested on the demo's
+        # corpora and on Vaswani, the published TIREx table in tests/test_published.py).
         "tirex": {"tasks": []},
+        "published": {"tirex": False},
         "models": {"electra-base.stage1": {"steps": 4}, "electra-large.stage1": {"steps": 4}},
         "training_defaults": {
             "device": "cpu",
@@ -131,6 +106,24 @@ def build(shared_data: Path, workdir: Path, home: Path, seed: int = 0) -> Path:
     path = workdir / "miniature.yaml"
     path.write_text(yaml.safe_dump(overrides, sort_keys=False))
     return path
+
+
+def write_trec_dl_home(trec_dl: Path, home: Path) -> Path:
+    """``msmarco-passage``'s folder in ``home`` (an ``IR_DATASETS_HOME``) with the real TREC
+    DL 2019/2020 topics and qrels, which serve ``msmarco-passage/trec-dl-{2019,2020}/judged``
+    without the corpus; returns the folder."""
+    base = home / "msmarco-passage"
+    base.mkdir(parents=True)
+    # ir_datasets' migration marker (exactly "v2"); without it, it deletes collection.tsv.
+    (base / "irds_version.txt").write_text("v2")
+    for year in ("2019", "2020"):
+        (base / f"trec-dl-{year}").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(trec_dl / "qrels.dl19-passage.txt", base / "trec-dl-2019" / "qrels")
+    shutil.copyfile(trec_dl / "topics.dl19-passage.txt", base / "trec-dl-2019" / "queries.tsv")
+    shutil.copyfile(trec_dl / "qrels.dl20-passage.txt", base / "trec-dl-2020" / "qrels")
+    topics20 = (trec_dl / "topics.dl20.txt").read_text().splitlines()
+    _write_lines(base / "trec-dl-2020" / "queries.tsv.gz", topics20, compress=True)
+    return base
 
 
 def passages_texts(collection: Path) -> list[str]:

@@ -17,6 +17,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,12 +123,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return len(resource.requests) == len(resource.fail_first) + 1
 
 
+@contextmanager
+def serving(resources: dict[str, Resource]) -> Iterator[str]:
+    """A server on 127.0.0.1 answering from ``resources`` (editable while it runs); yields
+    its base URL."""
+    httpd = Server(("127.0.0.1", 0), Handler)
+    httpd.resources = resources
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, Resource]]]:
     """A server on 127.0.0.1; yields its base URL and the resources it serves (editable)."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    httpd = Server(("127.0.0.1", 0), Handler)
-    httpd.resources = {
+    resources = {
         "/teacher.run": Resource(TEACHER_RUN),
         "/good.bin": Resource(PAYLOAD),
         "/corrupt.bin": Resource(PAYLOAD[:-1] + b"\x00"),
@@ -138,12 +154,8 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, Res
         "/slow.bin": Resource(PAYLOAD, delay_first=2.0),
         "/versioned.bin": Resource(PAYLOAD, etag='"v2"'),
     }
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd.resources
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serving(resources) as base:
+        yield base, resources
 
 
 def names(directory: Path) -> list[str]:
@@ -341,6 +353,39 @@ def test_complete_partial_file_is_verified_without_downloading_again(server, tmp
     assert target.read_bytes() == PAYLOAD
     assert names(tmp_path) == ["good.bin"]
     assert [r["range"] for r in resources["/good.bin"].requests] == [f"bytes={len(PAYLOAD)}-"]
+
+
+# --------------------------------------------------------------------------- no published MD5
+
+
+def test_first_download_records_its_md5_and_later_ones_are_checked(server, tmp_path) -> None:
+    """No MD5 published: the first download's is recorded (md5sum format); a later
+    download of changed bytes fails against it and keeps nothing."""
+    base, resources = server
+    target, record = tmp_path / "good.bin", tmp_path / "checksums" / "good.bin.md5"
+    assert download_module.fetch(f"{base}/good.bin", target, None, record, **FAST) == PAYLOAD_MD5
+    assert record.read_text() == f"{PAYLOAD_MD5}  {target}\n"
+    target.unlink()
+    resources["/good.bin"] = Resource(PAYLOAD[:-1] + b"\x00")
+    with pytest.raises(DownloadError, match=f"does not match the configured {PAYLOAD_MD5}"):
+        download_module.fetch(f"{base}/good.bin", target, None, record, **FAST)
+    assert not target.exists()
+    assert download_module.read_checksum_file(record) == PAYLOAD_MD5  # unchanged
+
+
+def test_a_published_md5_wins_over_a_recorded_one(server, tmp_path: Path) -> None:
+    base, _ = server
+    record = tmp_path / "good.bin.md5"
+    record.write_text(f"{'0' * 32}  good.bin\n")
+    download_module.fetch(f"{base}/good.bin", tmp_path / "good.bin", PAYLOAD_MD5, record, **FAST)
+    assert record.read_text().startswith("0" * 32)  # not rewritten
+
+
+def test_malformed_checksum_file_names_itself(tmp_path: Path) -> None:
+    record = tmp_path / "x.md5"
+    record.write_text("not a checksum\n")
+    with pytest.raises(DownloadError, match="x.md5: expected a line"):
+        download_module.read_checksum_file(record)
 
 
 # --------------------------------------------------------------------------- the workflow rule

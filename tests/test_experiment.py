@@ -78,11 +78,20 @@ def test_paper_table_is_every_first_stage_by_every_set(paper_config) -> None:
         ("colbert", "dl19"): "colbert",
         ("colbert", "dl20"): "colbert",
     }
-    # Published runs where given, PISA BM25 where not.
-    assert exp.first_stage_run("bm25", "dl19") == (
-        "resources/__bm25__msmarco-passage-trec-dl-2019-judged.run"
+    # The authors' runs from their archive on every set it holds, TIREx tasks included.
+    assert exp.first_stage_run("bm25", "dl20") == (
+        "resources/published/first_stage/bm25/msmarco-passage__trec-dl-2020__judged.run"
     )
-    assert exp.first_stage_run("bm25", "dl20") == "results/paper/runs/dl20/bm25/bm25.run"
+    assert exp.first_stage_run("colbert", "dl19") == (
+        "resources/published/first_stage/colbert/msmarco-passage__trec-dl-2019__judged.run"
+    )
+    assert exp.first_stage_run("bm25", "tirex-antique-test") == (
+        "resources/published/first_stage/bm25/antique__test.run"
+    )
+    assert exp.first_stage_run("colbert", "train") == (
+        "resources/__colbert__msmarco-passage-train-judged.run"
+    )
+    assert len(exp.published_first_stage_runs()) == 4 + len(exp.tirex_pairs)
     # Teachers without evaluation runs keep a row for the paper's figures.
     assert rows["rankgpt4"].systems == {}
     assert set(exp.checkpoints) == {"webis-monoelectra-base", "webis-monoelectra-large"}
@@ -116,6 +125,107 @@ def test_ablation_grid_expands_and_reuses_equal_models(paper_config) -> None:
     # Each point is one row, even when several grids contain it.
     keys = [row.key for row in exp.rows]
     assert len(keys) == len(set(keys))
+
+
+PAPER_POINTS = {  # the authors' ablation runs and the main table's base models
+    "electra-base.stage1.rankzephyr.ranknet.1000x100",
+    "electra-base.stage1.rankzephyr.ranknet.2000x100",
+    "electra-base.stage1.rankzephyr.ranknet.5000x100",
+    "electra-base.stage1.rankzephyr.ranknet.10000x100",
+    "electra-base.stage1.rankzephyr.ranknet.10000x10",
+    "electra-base.stage1.rankzephyr.ranknet.10000x20",
+    "electra-base.stage1.rankzephyr.ranknet.10000x50",
+    "electra-base.stage1.rankzephyr.adr_mse.10000x100",
+    "electra-base.rankzephyr.ranknet.10000x100",
+    "electra-base.stage1.rankzephyr-bm25.ranknet.10000x100",
+    "electra-base.rankzephyr-bm25.ranknet.10000x100",
+}
+BEYOND_POINTS = {
+    *(
+        f"electra-base.stage1.rankzephyr.{loss}.10000x100"
+        for loss in ("listnet", "kl_divergence", "margin_mse", "approx_ndcg")
+    ),
+    "electra-large.rankzephyr.ranknet.10000x100",
+}
+
+
+def test_ablation_grids_are_the_papers_and_the_rest_is_labelled_beyond_it(paper_config) -> None:
+    exp = from_config(edited(paper_config, lambda c: c["ablations"].update(enabled=True)))
+    ablation = {row.key: row for row in exp.rows if row.kind == "ablation"}
+    assert set(ablation) == PAPER_POINTS | BEYOND_POINTS
+    for key, row in ablation.items():
+        assert row.label.startswith("Beyond the paper") == (key in BEYOND_POINTS), row.label
+        # Every point of the paper's grids has the authors' figures beside it.
+        assert (key in exp.references) == (key in PAPER_POINTS), key
+    # Depth 10 is sub-sampled from the depth-100 run like 20 and 50, and checked against
+    # the authors' own depth-10 file.
+    depth10 = exp.models["electra-base.stage1.rankzephyr.ranknet.10000x10"]
+    assert (depth10.teacher, depth10.queries, depth10.depth) == ("rankzephyr", 10000, 10)
+    assert exp.teacher_table_inputs("rankzephyr", 10000, 10) == {
+        "teacher_run": (
+            "resources/__rankzephyr-colbert-10000-sampled-100__msmarco-passage-train-judged.run"
+        ),
+        "first_stage": "resources/__colbert__msmarco-passage-train-judged.run",
+        "published": (
+            "resources/__rankzephyr-colbert-10000-sampled-10__msmarco-passage-train-judged.run"
+        ),
+    }
+    assert set(exp.teacher_table_inputs("rankzephyr", 10000, 50)) == {"teacher_run", "first_stage"}
+    assert set(exp.teacher_table_inputs("rankzephyr-bm25", 10000, 100)) == {"teacher_run"}
+    new = {name for name in exp.models if name not in from_config(paper_config).models}
+    assert new == {
+        *(
+            f"electra-base.stage1.rankzephyr.ranknet.{n}"
+            for n in ("1000x100", "2000x100", "5000x100", "10000x10", "10000x20", "10000x50")
+        ),
+        "electra-base.stage1.rankzephyr-bm25.ranknet.10000x100",
+        "electra-base.rankzephyr-bm25.ranknet.10000x100",
+        *(BEYOND_POINTS - {"electra-large.rankzephyr.ranknet.10000x100"}),
+        "electra-large.rankzephyr.ranknet.10000x100",
+    }
+
+
+def test_paper_references_are_the_notebooks_printed_figures(paper_config) -> None:
+    exp = from_config(paper_config)
+    main = exp.references["electra-base.stage1.rankzephyr.ranknet"]
+    assert main["colbert"] == {"dl19": 0.768, "dl20": 0.770, "mean": 0.769099}
+    bm25 = main["bm25"]
+    assert (bm25["dl19"], bm25["dl20"], bm25["mean"]) == (0.720, 0.711, 0.715229)
+    # TIREx (BM25 first stage): 13 groups, the arithmetic and the geometric mean.
+    assert (bm25["tirex"], bm25["tirex:geomean"]) == (0.401, 0.309)
+    assert (bm25["tirex:antique"], bm25["tirex:cranfield"], bm25["tirex:wapo"]) == (
+        0.593,
+        0.010,
+        0.458,
+    )
+    assert len([key for key in bm25 if key.startswith("tirex:")]) == 14
+    assert exp.references["first-stage"]["bm25"]["tirex"] == 0.361
+    assert exp.references["electra-base.stage1"]["bm25"]["tirex"] == 0.355
+    assert "tirex" not in exp.references["electra-base.stage1"]["colbert"]
+    # Figures the notebook does not print stay in the config.
+    assert exp.references["webis-monoelectra-base"]["bm25"] == {"dl19": 0.721, "dl20": 0.711}
+    # Ablation means per first stage (the sub-sampling tables), ColBERTv2's too.
+    assert exp.references["electra-base.stage1.rankzephyr.ranknet.1000x100"] == {
+        "bm25": {"mean": 0.606080},
+        "colbert": {"mean": 0.651966},
+    }
+    assert exp.references["electra-base.stage1.rankzephyr.ranknet.10000x10"]["colbert"] == {
+        "mean": 0.733180
+    }
+    # The loss table gives the ADR-MSE model its TREC DL figures.
+    assert exp.references["electra-base.stage1.rankzephyr.adr_mse"]["colbert"] == {
+        "dl19": 0.770,
+        "dl20": 0.765,
+    }
+
+
+def test_rankgpt4_is_an_evaluated_reranker_not_a_teacher(paper_config) -> None:
+    rows = {row.key: row for row in from_config(paper_config).rows}
+    assert (rows["rankgpt4"].kind, rows["rankgpt4"].label) == ("reranker", "RankGPT-4 (re-ranker)")
+    assert (rows["rankzephyr"].kind, rows["rankzephyr"].label) == (
+        "teacher",
+        "RankZephyr (teacher)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -158,8 +268,27 @@ def test_ablation_grid_expands_and_reuses_equal_models(paper_config) -> None:
             "references.electra-bsae.stage1: no table row has this name",
         ),
         (
-            lambda c: c["references"]["first-stage"].update({"bm25": {"dl21": 0.5}}),
-            "references.first-stage.bm25.dl21: not an evaluation set, 'mean' or 'tirex'",
+            lambda c: c["references"].update({"first-stage": {"bm25": {"dl21": 0.5}}}),
+            "references.first-stage.bm25.dl21: not an evaluation set, 'mean', 'tirex', "
+            "'tirex:geomean' or 'tirex:<corpus group>'",
+        ),
+        (
+            lambda c: c["references"].update({"first-stage": {"bm25": {"tirex:gov3": 0.5}}}),
+            "references.first-stage.bm25.tirex:gov3: not an evaluation set",
+        ),
+        (
+            lambda c: c["references"].update({"electra-base.stage1": {"bm25": {"dl19": 0.5}}}),
+            "references.electra-base.stage1.bm25.dl19: also the paper's printed figure (0.687) "
+            "of paper_systems.electra-base.stage1; give each figure once",
+        ),
+        (
+            lambda c: c["paper_systems"].update({"electra-base.stage2": "monoelectra-base"}),
+            "paper_systems.electra-base.stage2: no table row has this name",
+        ),
+        (
+            lambda c: c["paper_systems"].update({"electra-large.stage1": "monoelectra-lage"}),
+            "paper_systems.electra-large.stage1: 'monoelectra-lage' is in none of the paper's "
+            "tables (did you mean 'monoelectra-large'?)",
         ),
         (
             lambda c: c["first_stages"]["colbert"]["runs"].update(dl21="x.run"),
@@ -191,6 +320,38 @@ def test_hard_negative_depth_above_bm25_training_depth_is_an_error(demo_config) 
 def test_simulated_teacher_deeper_than_its_candidates_is_an_error(demo_config) -> None:
     config = edited(demo_config, lambda c: c["teachers"]["simulated-teacher"].update(depth=101))
     with pytest.raises(ConfigError, match=r"teachers.simulated-teacher.depth: 101 is deeper"):
+        from_config(config)
+
+
+def test_a_table_below_the_teachers_depth_reads_the_first_stage_run(demo_config) -> None:
+    """Depth 10 of the demo's depth-30 teacher is the first stage's top 10 in teacher order,
+    so its job also reads the BM25 training run; at depth 30 the run is used as it is, so
+    the demo's table (and figures) cannot change."""
+    config = edited(
+        demo_config,
+        lambda c: c["teachers"]["simulated-teacher"].update(
+            published_subsamples={10: "authors-sampled-10.run"}
+        ),
+    )
+    exp = from_config(config)
+    teacher_run = "results/demo/runs/train/bm25/simulated-teacher.run"
+    assert exp.teacher_table_inputs("simulated-teacher", 1000, 30) == {"teacher_run": teacher_run}
+    assert exp.teacher_table_inputs("simulated-teacher", 1000, 10) == {
+        "teacher_run": teacher_run,
+        "first_stage": "results/demo/runs/train/bm25/bm25.run",
+        "published": "authors-sampled-10.run",
+    }
+    # The published sub-sample holds all the teacher's queries: no check for a subset.
+    assert "published" not in exp.teacher_table_inputs("simulated-teacher", 500, 10)
+    assert "published" not in exp.teacher_table_inputs("simulated-teacher", 1000, 20)
+
+
+def test_a_published_subsample_at_the_teachers_depth_is_an_error(demo_config) -> None:
+    config = edited(
+        demo_config,
+        lambda c: c["teachers"]["simulated-teacher"].update(published_subsamples={30: "x.run"}),
+    )
+    with pytest.raises(ConfigError, match=r"published_subsamples.30: a depth between 2 and"):
         from_config(config)
 
 
@@ -296,3 +457,119 @@ def test_an_evaluation_set_needs_qrels(paper_config, dataset: str, message: str)
 
     with pytest.raises(ConfigError, match=f"evaluation.dl20.dataset: {message}"):
         from_config(edited(paper_config, edit))
+
+
+# --------------------------------------------------------------------------- published runs
+
+
+def test_cranfield_first_stage_is_the_authors_run_with_ir_datasets_ids(paper_config) -> None:
+    """The archive numbers Cranfield's queries by cran.qry's .I field; the pipeline
+    re-ranks the run with ir_datasets' ids, or PISA's run without the mapping."""
+    exp = from_config(paper_config)
+    split = next(name for name, spec in exp.evaluation.items() if spec.label == "cranfield")
+    assert exp.first_stage_run("bm25", split) == (
+        "resources/published/first_stage/bm25/cranfield.ids-mapped.run"
+    )
+    unmapped = from_config(
+        edited(paper_config, lambda c: c["published"].update(map_cranfield_ids=False))
+    )
+    assert split not in unmapped.first_stages["bm25"].published_splits
+    assert unmapped.first_stage_run("bm25", split) == f"results/paper/runs/{split}/bm25/bm25.run"
+
+
+def test_published_first_stage_serves_the_sets_its_archive_holds(demo_config) -> None:
+    """The demo's BM25 with `published: bm25`: the archive has the TREC DL ids, not the
+    demo's own sets, which PISA's BM25 keeps serving."""
+
+    def edit(config: dict[str, Any]) -> None:
+        config["downloads"] = {"a.tar.gz": {"url": "http://127.0.0.1/a.tar.gz"}}
+        config["published"] = {"archive": "resources/a.tar.gz"}
+        config["first_stages"]["bm25"]["published"] = "bm25"
+        config["evaluation"]["dl19"]["dataset"] = "msmarco-passage/trec-dl-2019/judged"
+        config["evaluation"]["dl19"]["corpus"] = "msmarco-passage"
+
+    exp = from_config(edited(demo_config, edit))
+    stage = exp.first_stages["bm25"]
+    assert stage.published_splits == ("dl19",)
+    assert exp.first_stage_run("bm25", "dl19").startswith("resources/published/first_stage/")
+    assert exp.first_stage_run("bm25", "dl20") == "results/demo/runs/dl20/bm25/bm25.run"
+    assert any("the authors' published run" in note for note in exp.table_notes())
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: c["first_stages"]["bm25"].update(published="bm25"),
+            "first_stages.bm25.published: the authors' runs come from their archive",
+        ),
+        (
+            lambda c: c.update(
+                downloads={
+                    "x.run": {"url": "https://zenodo.org/records/1/files/x.run", "record": 2}
+                }
+            ),
+            "downloads.x.run: the url is not a file of Zenodo record 2",
+        ),
+        (
+            lambda c: c.update(published={"archive": "resources/missing.tar.gz"}),
+            "published.archive: 'resources/missing.tar.gz' is not a download",
+        ),
+        (
+            lambda c: c.update(paper_systems={"tiny-electra.stage1": "monoelectra-bas"}),
+            "did you mean 'monoelectra-base'",
+        ),
+    ],
+)
+def test_published_settings_refused_with_the_key(demo_config, edit, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_config(edited(demo_config, edit))
+
+
+def test_paper_downloads_name_the_record_their_url_is_from(paper_config) -> None:
+    for name, spec in paper_config["downloads"].items():
+        assert f"zenodo.org/records/{spec['record']}/files/{name}" in spec["url"], name
+    assert paper_config["downloads"]["experiments.tar.gz"]["record"] == 15150456
+    assert "md5" not in paper_config["downloads"]["experiments.tar.gz"]  # none published
+
+
+def test_paper_models_name_the_published_system_they_reproduce(paper_config) -> None:
+    from rank_distillm import paper_tables
+
+    exp = from_config(paper_config)
+    published = {name: exp.paper_systems.get(name) for name in exp.models}
+    assert published["electra-base.stage1.rankzephyr.ranknet"] == (
+        "monoelectra-base-dual-rank-distillm-colbert"
+    )
+    assert published["electra-large.stage1"] is None  # the authors published no large stage 1
+    paper = paper_tables.load()
+    assert {p for p in published.values() if p} <= set(paper.systems)
+    # The config's TIREx catalogue is the notebook's, in its order.
+    assert [task["id"] for task in paper_config["tirex"]["tasks"]] == list(paper.tirex_tasks)
+
+
+def test_published_models_fall_back_to_the_printed_figures(paper_config) -> None:
+    """A model naming its published system (`paper_systems`) gets that system's printed
+    figures as references without the config giving any; they are the printed ones."""
+    from rank_distillm import paper_tables
+
+    bare = edited(paper_config, lambda c: c.update(references={}))
+    exp = from_config(bare)
+    large = exp.references["electra-large.stage1.rankzephyr.ranknet"]
+    assert {
+        stage: {key: value for key, value in cells.items() if not key.startswith("tirex:")}
+        for stage, cells in large.items()
+    } == {
+        "bm25": {"dl19": 0.733, "dl20": 0.727, "tirex": 0.418},
+        "colbert": {"dl19": 0.765, "dl20": 0.799},
+    }
+    assert "electra-large.stage1" not in exp.references  # no published system
+    paper = paper_tables.load()
+    full = from_config(paper_config)
+    sets = {spec.dataset: name for name, spec in full.evaluation.items()}
+    for name, system in full.paper_systems.items():
+        if name not in full.models:
+            continue
+        for (stage, dataset), value in paper.figures(system).items():
+            if stage in full.first_stages and dataset in sets:
+                assert full.references[name][stage][sets[dataset]] == value, (name, stage)

@@ -22,6 +22,7 @@ from rank_distillm.report_files import (
     package_versions,
     read_cells,
     rebuild_tables,
+    tirex_references,
     write_benchmark_summary,
     write_environment,
 )
@@ -69,6 +70,25 @@ def test_spec_of_the_demo(demo_config) -> None:
     assert spec.tirex.outputs["tex"] == "results/demo/tirex.tex"
     assert len(spec.metrics_files()) == 8 + 9
     assert spec.label("first-stage") == "BM25"
+
+
+def test_paper_tirex_references_by_row_label_and_table_column() -> None:
+    """The paper config's TIREx figures reach the TIREx table's columns: 13 groups (those
+    skipped here too) and the two means over groups, per row label."""
+    config = load_config([REPO / "configs" / "paper.yaml"], SCHEMA)
+    found = tirex_references(spec_for(config))
+    assert list(found) == [
+        "First stage",
+        "RankZephyr (teacher)",
+        "monoELECTRA-base, stage 1 only (InfoNCE)",
+        "monoELECTRA-base, stage 1 + distillation (RankNet)",
+        "monoELECTRA-large, stage 1 + distillation (RankNet)",
+    ]
+    first = found["First stage"]
+    assert len(first) == 13 + 2
+    assert (first["mean over groups"], first["geometric mean over groups"]) == (0.361, 0.286)
+    assert (first["antique"], first["clueweb09"], first["cranfield"]) == (0.516, 0.177, 0.012)
+    assert found["monoELECTRA-base, stage 1 only (InfoNCE)"]["mean over groups"] == 0.355
 
 
 def test_baseline_and_query_rule_come_from_config(demo_config) -> None:

@@ -282,3 +282,64 @@ def test_one_index_per_corpus(tmp_path: Path) -> None:
         "medline/2017": ["medline/2017/trec-pm-2017"],
         "tx-local": ["x/a", "x/b"],
     }
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def test_paper_figures_sit_beside_the_groups_and_means(tmp_path: Path) -> None:
+    """Per-group and mean references beside the reproduced cells, with the difference; a
+    system with only the paper's figures gets its own row, in the order asked for."""
+    from rank_distillm.tirex_report import write_tirex_tables
+
+    selection = tirex.select_tasks(CONFIG)
+    outputs = {
+        kind: tmp_path / f"tirex.{kind}" for kind in ("md", "csv", "tex", "html", "png", "tasks")
+    }
+    references = {
+        "s1": {"A": 0.5, "mean over groups": 0.4, "geometric mean over groups": 0.41},
+        "paper-only": {"B": 0.6},
+    }
+    table = write_tirex_tables(
+        tirex.aggregate(metrics(), selection),
+        selection,
+        "judged",
+        outputs,
+        "TIREx",
+        references=references,
+        rows=["paper-only", "s1", "s2"],
+    )
+    assert list(table.index) == ["paper-only", "s1", "s2"]
+    assert table.loc["paper-only"].isna().all()
+    csv = pd.read_csv(outputs["csv"], index_col="system")
+    # s1's group A: (0.6 + 0.2 + 0.9) / 3 = 0.5667 against the paper's 0.5.
+    assert csv.loc["s1", "paper A"] == 0.5
+    assert csv.loc["s1", "diff A"] == pytest.approx(1.7 / 3 - 0.5, abs=1e-5)
+    assert csv.loc["paper-only", "paper B"] == 0.6 and pd.isna(csv.loc["paper-only", "B"])
+    assert "paper mean over tasks" not in csv.columns  # no figure for it
+    markdown = outputs["md"].read_text()
+    assert "| s1 | **0.567** (0.500; +0.067) |" in markdown  # bold: the column's best
+    # (0.5667 + 0.3) / 2 = 0.4333 against 0.4; sqrt(0.5667 * 0.3) = 0.412 against 0.41.
+    assert "**0.433** (0.400; +0.033)" in markdown and "**0.412** (0.410; +0.002)" in markdown
+    assert "| paper-only | – | – (0.600) |" in markdown
+    assert "In parentheses: the paper's figure" in markdown
+
+
+def test_without_paper_figures_the_tirex_table_is_unchanged(tmp_path: Path) -> None:
+    from rank_distillm.tirex_report import write_tirex_tables
+
+    selection = tirex.select_tasks(CONFIG)
+    outputs = {kind: tmp_path / f"tirex.{kind}" for kind in ("md", "csv", "png", "tasks")}
+    write_tirex_tables(tirex.aggregate(metrics(), selection), selection, "judged", outputs, "T")
+    csv = pd.read_csv(outputs["csv"], index_col="system")
+    assert list(csv.index) == ["s1", "s2"]
+    assert list(csv.columns) == [
+        "A",
+        "B",
+        "mean over groups",
+        "mean over tasks",
+        "geometric mean over groups",
+        "sig A",
+        "sig B",
+    ]
+    assert "In parentheses" not in outputs["md"].read_text()

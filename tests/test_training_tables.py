@@ -16,7 +16,9 @@ from rank_distillm.teacher import simulate_teacher
 from rank_distillm.training_tables import (
     TABLE_COLUMNS,
     TrainingTable,
+    compare_with_run,
     read_table,
+    require_published,
     sample_query_ids,
     write_hard_negative_table,
     write_teacher_table,
@@ -143,6 +145,156 @@ def test_a_run_not_grouped_by_query_is_read_whole(
         table = build_teacher(run, tmp_path, None, depth=2)
     assert table_rows(table) == [("q1", "d1", 1, 2.0), ("q1", "d2", 2, 1.0), ("q2", "d5", 1, 2.0)]
     assert "shuffled.run:3: query q1 appears again after other queries" in caplog.text
+
+
+# --------------------------------------------------------------------------- depth sub-sampling
+
+# A teacher that re-ranked a first stage's top 5 (202) or top 5 less one passage (101: doc 55
+# missing, doc 77 from elsewhere), and the first stage's run, tab-separated like ColBERTv2's.
+SUB_TEACHER = """\
+202 Q0 25 1 5 rank
+202 Q0 24 2 4 rank
+202 Q0 21 3 3 rank
+202 Q0 23 4 2 rank
+202 Q0 22 5 1 rank
+101 Q0 10 1 7.0 rank
+101 Q0 9 2 7.0 rank
+101 Q0 100 3 5 rank
+101 Q0 77 4 4 rank
+101 Q0 8 5 3 rank
+"""
+SUB_FIRST_STAGE = "".join(
+    f"{q}\t0\t{d}\t{r}\t{10 - r}\tColBERT\n"
+    for q, docs in (("101", [100, 9, 8, 10, 55]), ("202", [21, 22, 23, 24, 25, 26]))
+    for r, d in enumerate(docs, 1)
+)
+# What the authors' utils/subsample.py writes for these two files with
+# `--sub_sample_sizes 3 4` (run with pandas 3.1; its file is sorted by query id). In 101,
+# docs 9 and 10 tie on score: the lower doc id, as a number, goes first.
+SUBSAMPLE_PY_OUTPUT = {
+    3: "101 Q0 9 1 7.0 rank\n101 Q0 100 2 5.0 rank\n101 Q0 8 3 3.0 rank\n"
+    "202 Q0 21 1 3.0 rank\n202 Q0 23 2 2.0 rank\n202 Q0 22 3 1.0 rank\n",
+    4: "101 Q0 9 1 7.0 rank\n101 Q0 10 2 7.0 rank\n101 Q0 100 3 5.0 rank\n101 Q0 8 4 3.0 rank\n"
+    "202 Q0 24 1 4.0 rank\n202 Q0 21 2 3.0 rank\n202 Q0 23 3 2.0 rank\n202 Q0 22 4 1.0 rank\n",
+}
+
+
+@pytest.fixture
+def subsample_runs(tmp_path: Path) -> tuple[Path, Path]:
+    teacher = tmp_path / "teacher-sampled-5.run"
+    teacher.write_text(SUB_TEACHER)
+    first_stage = tmp_path / "colbert.run"
+    first_stage.write_text(SUB_FIRST_STAGE)
+    return teacher, first_stage
+
+
+def test_depth_keeps_the_first_stage_top_not_the_teachers_top(
+    subsample_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Depth 3 of 202: the first stage's top 3 (21, 22, 23) in the teacher's order, where
+    the teacher's own top 3 would be 25, 24, 21."""
+    teacher, first_stage = subsample_runs
+    table = build_teacher(teacher, tmp_path, None, depth=3, first_stage_run=first_stage)
+    assert table_rows(table) == [
+        ("202", "21", 1, 3.0),
+        ("202", "23", 2, 2.0),
+        ("202", "22", 3, 1.0),
+        ("101", "9", 1, 3.0),
+        ("101", "100", 2, 2.0),
+        ("101", "8", 3, 1.0),
+    ]
+    stats = json.loads(table.with_suffix(".json").read_text())
+    assert stats["first_stage_cut"] == 1 and stats["rows"] == 6
+    own_top = build_teacher(teacher, tmp_path / "own", None, depth=3)
+    assert [row[1] for row in table_rows(own_top)[:3]] == ["25", "24", "21"]
+
+
+@pytest.mark.parametrize("depth", [3, 4])
+def test_depth_subsample_reproduces_the_authors_script(
+    subsample_runs: tuple[Path, Path], tmp_path: Path, depth: int
+) -> None:
+    teacher, first_stage = subsample_runs
+    table = build_teacher(teacher, tmp_path, None, depth=depth, first_stage_run=first_stage)
+    published = tmp_path / f"teacher-sampled-{depth}.run"
+    published.write_text(SUBSAMPLE_PY_OUTPUT[depth].replace(" ", "\t"))
+    assert compare_with_run(table, published) is None
+    by_query = sorted(table_rows(table), key=lambda row: (int(row[0]), row[2]))
+    expected = [line.split() for line in SUBSAMPLE_PY_OUTPUT[depth].splitlines()]
+    assert [(q, d, r) for q, d, r, _ in by_query] == [(q, d, int(r)) for q, _, d, r, *_ in expected]
+    assert all(t == depth - r + 1 for _, _, r, t in by_query)
+
+
+def test_compare_with_run_names_what_differs(
+    subsample_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    teacher, first_stage = subsample_runs
+    table = build_teacher(teacher, tmp_path, None, depth=3, first_stage_run=first_stage)
+    swapped = (
+        SUBSAMPLE_PY_OUTPUT[3]
+        .replace("101 Q0 9 1", "101 Q0 9 2")
+        .replace("101 Q0 100 2", "101 Q0 100 1")
+    )
+    published = tmp_path / "published.run"
+    published.write_text(swapped)
+    assert compare_with_run(table, published) == (
+        f"2 (query, doc, rank) rows only in {table}, 2 only in {published} "
+        "(first: query 101, doc 100, rank 2; 1 queries differ)"
+    )
+
+
+def test_a_table_that_differs_from_the_published_subsample_is_removed(
+    subsample_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    teacher, first_stage = subsample_runs
+    table = build_teacher(teacher, tmp_path, None, depth=3, first_stage_run=first_stage)
+    stats = table.with_suffix(".json")
+    published = tmp_path / "teacher-sampled-3.run"
+    published.write_text(SUBSAMPLE_PY_OUTPUT[3])
+    require_published(table, stats, published)  # equal: kept
+    assert table.exists() and stats.exists()
+    published.write_text(SUBSAMPLE_PY_OUTPUT[3].replace("202 Q0 22 3", "202 Q0 26 3"))
+    with pytest.raises(ValueError, match=r"differs from the published .*1 \(query, doc, rank\)"):
+        require_published(table, stats, published)
+    assert not table.exists() and not stats.exists()
+
+
+def test_teacher_queries_missing_from_the_first_stage_are_counted(
+    subsample_runs: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    teacher, _ = subsample_runs
+    only_202 = tmp_path / "only-202.run"
+    lines = [line for line in SUB_FIRST_STAGE.splitlines() if line.startswith("202")]
+    only_202.write_text("\n".join(lines) + "\n")
+    with caplog.at_level(logging.WARNING, logger="rank_distillm.training_tables"):
+        table = build_teacher(teacher, tmp_path, None, depth=3, first_stage_run=only_202)
+    assert {row[0] for row in table_rows(table)} == {"202"}
+    assert "1 of 2 teacher queries are not in the first-stage run" in caplog.text
+
+
+def test_depth_of_the_whole_teacher_run_is_the_run_as_it_is(
+    subsample_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """At the teacher's own depth the first stage changes nothing for a teacher that
+    re-ranked the first stage's top: 202 comes out in teacher order either way."""
+    teacher, first_stage = subsample_runs
+    cut = build_teacher(teacher, tmp_path, None, depth=5, first_stage_run=first_stage)
+    whole = build_teacher(teacher, tmp_path / "whole", None, depth=5)
+    assert [r for r in table_rows(cut) if r[0] == "202"] == [
+        r for r in table_rows(whole) if r[0] == "202"
+    ]
+    # 101's teacher ranked doc 77, which is not in the first stage's top 5 (55 is, unranked).
+    assert [r[1] for r in table_rows(cut) if r[0] == "101"] == ["9", "10", "100", "8"]
+
+
+def test_subsample_streams_the_first_stage_run(
+    subsample_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    teacher, first_stage = subsample_runs
+    whole = build_teacher(teacher, tmp_path, None, depth=4, first_stage_run=first_stage)
+    streamed = build_teacher(
+        teacher, tmp_path / "s", None, depth=4, first_stage_run=first_stage, chunk_lines=2
+    )
+    assert table_rows(streamed) == table_rows(whole)
 
 
 # --------------------------------------------------------------------------- hard negatives

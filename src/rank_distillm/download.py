@@ -1,5 +1,10 @@
 """Downloading run files (the paper's Zenodo records): retries, resume and an MD5 check.
 
+Where no MD5 is published (the authors' archive of evaluation runs), :func:`fetch` trusts
+the first download: it records the file's MD5 in a checksum file (``md5sum`` format, for
+the user to commit) and checks every later download, and :func:`verify_recorded` every
+later use, against it.
+
 Bytes go to ``<target>.part`` beside the target, with ``<target>.part.json`` recording the
 URL, the expected MD5 and the server's validator (ETag or Last-Modified). Only a file whose
 MD5 matches is renamed onto the target, so the target never exists half-written or
@@ -33,6 +38,8 @@ from tqdm.auto import tqdm
 
 LOGGER = logging.getLogger(__name__)
 CHUNK = 1 << 20
+#: Where the MD5 of a download without a published one is recorded (for the user to commit).
+CHECKSUMS = "checksums"
 _MD5 = re.compile(r"[0-9a-fA-F]{32}")
 # 501 Not Implemented and 505 HTTP Version Not Supported will not change on a retry.
 _PERMANENT_5XX = {501, 505}
@@ -64,7 +71,7 @@ class _Partial:
             target.with_name(f"{target.name}.part"), target.with_name(f"{target.name}.part.json")
         )
 
-    def resumable_bytes(self, url: str, md5: str) -> tuple[int, str | None]:
+    def resumable_bytes(self, url: str, md5: str | None) -> tuple[int, str | None]:
         """Bytes already fetched from this URL for this MD5 (else 0), and the validator."""
         try:
             record = json.loads(self.record.read_text())
@@ -75,7 +82,7 @@ class _Partial:
             return 0, None
         return size, record.get("validator")
 
-    def start(self, url: str, md5: str, validator: str | None) -> None:
+    def start(self, url: str, md5: str | None, validator: str | None) -> None:
         """Record what the ``.part`` file holds, before writing its first byte."""
         self.record.write_text(json.dumps({"url": url, "md5": md5, "validator": validator}))
 
@@ -87,25 +94,27 @@ class _Partial:
 def download(
     url: str,
     path: str | os.PathLike[str],
-    md5: str,
+    md5: str | None,
     timeout: float = 60.0,
     *,
     attempts: int = 5,
     backoff: float = 2.0,
     max_backoff: float = 120.0,
-) -> None:
-    """Fetch ``url`` to ``path`` and verify its MD5 (hex, case-insensitive).
+) -> str:
+    """Fetch ``url`` to ``path`` and verify its MD5 (hex, case-insensitive); return the MD5.
 
-    Up to ``attempts`` tries; the wait before try ``n + 1`` is ``backoff * 2**(n - 1)``
-    seconds (or the server's Retry-After), at most ``max_backoff``. ``timeout`` applies to
-    connecting and to each read. Raises DownloadError naming the URL and the file.
+    ``md5=None`` keeps whatever arrives complete (the caller records its MD5, see
+    :func:`fetch`). Up to ``attempts`` tries; the wait before try ``n + 1`` is
+    ``backoff * 2**(n - 1)`` seconds (or the server's Retry-After), at most
+    ``max_backoff``. ``timeout`` applies to connecting and to each read. Raises
+    DownloadError naming the URL and the file.
     """
     target = Path(path)
-    if not _MD5.fullmatch(md5):
+    if md5 is not None and not _MD5.fullmatch(md5):
         raise DownloadError(f"{target}: the configured MD5 {md5!r} is not 32 hex digits")
     if attempts < 1:
         raise ValueError(f"attempts must be >= 1, got {attempts}")
-    md5 = md5.lower()
+    md5 = None if md5 is None else md5.lower()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = _Partial.beside(target)
     for attempt in range(1, attempts + 1):
@@ -136,10 +145,10 @@ def download(
                 wait,
             )
             time.sleep(wait)
-    _verify_and_move(url, target, md5, partial)
+    return _verify_and_move(url, target, md5, partial)
 
 
-def _fetch(url: str, target: Path, md5: str, partial: _Partial, timeout: float) -> None:
+def _fetch(url: str, target: Path, md5: str | None, partial: _Partial, timeout: float) -> None:
     """One try: continue ``partial`` (or start it) until the server has sent everything."""
     offset, validator = partial.resumable_bytes(url, md5)
     headers = {}
@@ -242,18 +251,111 @@ def _stream(
     return received
 
 
-def _verify_and_move(url: str, target: Path, md5: str, partial: _Partial) -> None:
+def file_md5(path: str | os.PathLike[str], *, sync: bool = False) -> str:
+    """The MD5 (hex) of a file, read in chunks; ``sync`` also flushes it to disk."""
     digest = hashlib.md5()
-    with partial.data.open("rb") as handle:
+    with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
-        os.fsync(handle.fileno())
-    if digest.hexdigest() != md5:
+        if sync:
+            os.fsync(handle.fileno())
+    return digest.hexdigest()
+
+
+def _verify_and_move(url: str, target: Path, md5: str | None, partial: _Partial) -> str:
+    found = file_md5(partial.data, sync=True)
+    if md5 is not None and found != md5:
         partial.discard()
         raise DownloadError(
-            f"{target}: MD5 {digest.hexdigest()} of the download from {url} does not match "
+            f"{target}: MD5 {found} of the download from {url} does not match "
             f"the configured {md5}; nothing was kept"
         )
     os.replace(partial.data, target)
     partial.record.unlink(missing_ok=True)
-    LOGGER.info("downloaded %s (%s, MD5 verified)", target, url)
+    checked = "MD5 verified" if md5 is not None else f"MD5 {found}, no checksum to check"
+    LOGGER.info("downloaded %s (%s, %s)", target, url, checked)
+    return found
+
+
+# --------------------------------------------------------------------------- recorded checksums
+
+
+def checksum_path(name: str) -> str:
+    """The checksum file of download ``name`` (``resources/<name>``), relative to the
+    working directory."""
+    return f"{CHECKSUMS}/{name}.md5"
+
+
+def read_checksum_file(path: str | os.PathLike[str]) -> str | None:
+    """The MD5 a checksum file records (``md5sum`` format: ``<md5>  <file>``), or None
+    where the file does not exist."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return None
+    fields = text.split()
+    if not fields or not _MD5.fullmatch(fields[0]):
+        raise DownloadError(
+            f"{path}: expected a line `<32 hex digits>  <file>` (md5sum format), got {text[:80]!r}"
+        )
+    return fields[0].lower()
+
+
+def write_checksum_file(
+    path: str | os.PathLike[str], md5: str, target: str | os.PathLike[str]
+) -> None:
+    """Record ``target``'s MD5 in ``md5sum`` format (``md5sum -c <path>`` checks it)."""
+    from rank_distillm.io import atomic_write_text
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, f"{md5}  {os.fspath(target)}\n")
+
+
+def fetch(
+    url: str,
+    path: str | os.PathLike[str],
+    md5: str | None = None,
+    checksum_file: str | os.PathLike[str] | None = None,
+    **options: float,
+) -> str:
+    """Download with the checksum that applies: a configured ``md5`` (published) first,
+    else the one ``checksum_file`` recorded at the first download, else none, in which
+    case the download's MD5 is recorded in ``checksum_file`` (trust on first use).
+    Returns the MD5; ``options`` go to :func:`download`."""
+    if md5 is None and checksum_file is None:
+        raise ValueError(f"{path}: give an MD5 or a checksum file to record one in")
+    recorded = None if md5 is not None else read_checksum_file(checksum_file)
+    found = download(url, path, md5 or recorded, **options)
+    if md5 is None and recorded is None:
+        write_checksum_file(checksum_file, found, path)
+        LOGGER.warning(
+            "%s: no checksum is published; recorded MD5 %s in %s (commit it: later downloads "
+            "and uses are checked against it)",
+            path,
+            found,
+            checksum_file,
+        )
+    elif recorded is not None:
+        LOGGER.info("%s: MD5 matches the one recorded in %s", path, checksum_file)
+    return found
+
+
+def check_recorded(
+    path: str | os.PathLike[str],
+    found: str,
+    md5: str | None,
+    checksum_file: str | os.PathLike[str],
+) -> None:
+    """Before a downloaded file is used: its MD5 ``found`` must equal the configured
+    ``md5`` or the one recorded in ``checksum_file``; a file with neither (copied in by
+    hand) gets ``found`` recorded now. A mismatch raises DownloadError."""
+    expected = md5.lower() if md5 else read_checksum_file(checksum_file)
+    if expected is None:
+        write_checksum_file(checksum_file, found, path)
+        LOGGER.warning("%s: recorded MD5 %s in %s (none was recorded)", path, found, checksum_file)
+    elif found != expected:
+        where = "configured" if md5 else f"recorded in {checksum_file}"
+        raise DownloadError(
+            f"{path}: MD5 {found} does not match the one {where} ({expected}); the file "
+            "changed since: delete it to download it again"
+        )

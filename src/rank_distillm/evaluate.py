@@ -12,7 +12,7 @@ import ir_measures
 import numpy as np
 import pandas as pd
 
-from rank_distillm.io import QRELS_COLUMNS, RUN_COLUMNS, atomic_output, require_columns
+from rank_distillm.io import QRELS_COLUMNS, atomic_output, require_columns
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,8 @@ def evaluate_run(
     qrels: pd.DataFrame,
     measures: Sequence[str] = DEFAULT_MEASURES,
     relevance_level: int = 1,
+    *,
+    order: str = "rank",
 ) -> pd.DataFrame:
     """Per-query values (long format: query_id, measure, value, in_run) of ``run`` against
     ``qrels``; ``in_run`` is 1 where the run contained the query, 0 where it was filled.
@@ -73,86 +75,117 @@ def evaluate_run(
     Binary measures count grade >= ``relevance_level`` as relevant (TREC DL passage
     judgements: 2); values are stored under the configured measure names.
 
-    The run is evaluated in rank order: scores are replaced by each row's position (equal
-    ranks in frame order), so that ties in the scores (and the providers' different
-    tie-breaking) cannot reorder documents. The judged
+    ``order="rank"`` (default) evaluates the run in rank order: scores are replaced by
+    each row's position (equal ranks in frame order), so that ties in the scores (and the
+    providers' different tie-breaking) cannot reorder documents. ``order="score"``
+    evaluates the scores as pytrec_eval orders them (descending, ties by doc id
+    descending), as PyTerrier's ``Experiment`` does in the authors' notebook. The judged
     query set is the qrels' queries: judged queries missing from the run score 0, run queries
     without qrels are dropped. Both counts are logged and stored in ``result.attrs``
-    (``filled_missing``, ``dropped_unjudged``).
+    (``filled_missing``, ``dropped_unjudged``). :class:`RunEvaluator` evaluates many runs
+    against one set of qrels.
     """
-    require_columns(run, RUN_COLUMNS[:3], "run")
-    require_columns(qrels, QRELS_COLUMNS, "qrels")
-    parsed = {
-        at_relevance_level(ir_measures.parse_measure(m), relevance_level): m for m in measures
-    }
-    if len(parsed) != len(measures):
-        raise ValueError(f"duplicate measures in {list(measures)}")
+    return RunEvaluator(qrels, measures, relevance_level)(run, order=order)
 
+
+class RunEvaluator:
+    """:func:`evaluate_run` against one set of qrels, checked and handed to ir_measures
+    (its evaluator) once, so that each further run costs only its own evaluation."""
+
+    def __init__(
+        self,
+        qrels: pd.DataFrame,
+        measures: Sequence[str] = DEFAULT_MEASURES,
+        relevance_level: int = 1,
+    ) -> None:
+        require_columns(qrels, QRELS_COLUMNS, "qrels")
+        self.parsed = {
+            at_relevance_level(ir_measures.parse_measure(m), relevance_level): m for m in measures
+        }
+        if len(self.parsed) != len(measures):
+            raise ValueError(f"duplicate measures in {list(measures)}")
+        self.measures = list(measures)
+        qrels = pd.DataFrame(
+            {
+                "query_id": qrels["query_id"].astype(str),
+                "doc_id": qrels["doc_id"].astype(str),
+                "relevance": pd.to_numeric(qrels["relevance"]).astype(int),
+            }
+        )
+        _refuse_duplicates(qrels, "qrels have")
+        self.judged = sorted(set(qrels["query_id"]))
+        self.evaluator = ir_measures.evaluator(list(self.parsed), qrels)
+
+    def __call__(self, run: pd.DataFrame, *, order: str = "rank") -> pd.DataFrame:
+        if order not in ("rank", "score"):
+            raise ValueError(f"order must be 'rank' or 'score', got {order!r}")
+        require_columns(run, ["query_id", "doc_id", order], "run")
+        run = _checked_run(run, order)
+        judged_set = set(self.judged)
+        run_queries = set(run["query_id"])
+        unjudged = sorted(run_queries - judged_set)
+        missing = sorted(judged_set - run_queries)
+        if unjudged:
+            logger.warning(
+                "dropping %d run queries without qrels: %s", len(unjudged), _preview(unjudged)
+            )
+        if missing:
+            logger.warning(
+                "%d judged queries missing from the run, scored 0: %s",
+                len(missing),
+                _preview(missing),
+            )
+        run = run[run["query_id"].isin(judged_set)]
+        ir_run = pd.DataFrame(
+            {
+                "query_id": run["query_id"],
+                "doc_id": run["doc_id"],
+                # By rank: each row's position in rank order; equal ranks keep the frame's
+                # order (io.read_run's), so no provider's tie-breaking can reorder.
+                "score": -_positions(run) if order == "rank" else run["score"],
+            }
+        )
+        values = {
+            (self.parsed[m.measure], m.query_id): float(m.value)
+            for m in self.evaluator.iter_calc(ir_run)
+        }
+        # ir_measures 0.4.3 already yields each measure's default (0) for judged queries
+        # without results; filling here keeps that independent of the provider/version.
+        rows = [
+            (qid, measure, values.get((measure, qid), 0.0), int(qid in run_queries))
+            for measure in self.measures
+            for qid in self.judged
+        ]
+        result = pd.DataFrame(rows, columns=[*PER_QUERY_COLUMNS, IN_RUN])
+        result["value"] = result["value"].astype(float)
+        result.attrs["filled_missing"] = len(missing)
+        result.attrs["dropped_unjudged"] = len(unjudged)
+        return result
+
+
+def _checked_run(run: pd.DataFrame, order: str) -> pd.DataFrame:
+    """The run's ids and ``order`` column, with string ids and numeric values; a missing
+    rank or score is an error."""
     run = pd.DataFrame(
         {
             "query_id": run["query_id"].astype(str),
             "doc_id": run["doc_id"].astype(str),
-            "rank": pd.to_numeric(run["rank"]),
+            order: pd.to_numeric(run[order]),
         }
     )
-    qrels = pd.DataFrame(
-        {
-            "query_id": qrels["query_id"].astype(str),
-            "doc_id": qrels["doc_id"].astype(str),
-            "relevance": pd.to_numeric(qrels["relevance"]).astype(int),
-        }
-    )
-    # ir_measures keys runs and qrels by (query, doc): duplicates would be silently collapsed.
-    if run["rank"].isna().any():
-        raise ValueError("run has missing ranks")
-    for df, keys, what in (
-        (run, ["query_id", "doc_id"], "run has duplicate (query_id, doc_id)"),
-        (qrels, ["query_id", "doc_id"], "qrels have duplicate (query_id, doc_id)"),
-    ):
-        dup = df.duplicated(keys, keep=False)
-        if dup.any():
-            raise ValueError(f"{what}: {df.loc[dup, keys].head(3).to_dict('records')}")
+    if run[order].isna().any():
+        raise ValueError(f"run has missing {order}s")
+    _refuse_duplicates(run, "run has")
+    return run
 
-    judged = sorted(set(qrels["query_id"]))
-    judged_set = set(judged)
-    run_queries = set(run["query_id"])
-    unjudged = sorted(run_queries - judged_set)
-    missing = sorted(judged_set - run_queries)
-    if unjudged:
-        logger.warning(
-            "dropping %d run queries without qrels: %s", len(unjudged), _preview(unjudged)
-        )
-    if missing:
-        logger.warning(
-            "%d judged queries missing from the run, scored 0: %s", len(missing), _preview(missing)
-        )
 
-    run = run[run["query_id"].isin(judged_set)]
-    ir_run = pd.DataFrame(
-        {
-            "query_id": run["query_id"],
-            "doc_id": run["doc_id"],
-            # Each row's position in rank order; equal ranks keep the frame's order (the
-            # order io.read_run gives them), so no provider's tie-breaking can reorder.
-            "score": -_positions(run),
-        }
-    )
-    values = {
-        (parsed[m.measure], m.query_id): float(m.value)
-        for m in ir_measures.iter_calc(list(parsed), qrels, ir_run)
-    }
-    # ir_measures 0.4.3 already yields each measure's default (0) for judged queries without
-    # results; filling here keeps that guarantee independent of the provider/version.
-    rows = [
-        (qid, measure, values.get((measure, qid), 0.0), int(qid in run_queries))
-        for measure in measures
-        for qid in judged
-    ]
-    result = pd.DataFrame(rows, columns=[*PER_QUERY_COLUMNS, IN_RUN])
-    result["value"] = result["value"].astype(float)
-    result.attrs["filled_missing"] = len(missing)
-    result.attrs["dropped_unjudged"] = len(unjudged)
-    return result
+def _refuse_duplicates(frame: pd.DataFrame, what: str) -> None:
+    """ir_measures keys runs and qrels by (query, doc) and would collapse duplicates
+    silently."""
+    dup = frame.duplicated(["query_id", "doc_id"], keep=False)
+    if dup.any():
+        pairs = frame.loc[dup, ["query_id", "doc_id"]].head(3).to_dict("records")
+        raise ValueError(f"{what} duplicate (query_id, doc_id): {pairs}")
 
 
 def _positions(run: pd.DataFrame) -> np.ndarray:

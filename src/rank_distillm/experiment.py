@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rank_distillm import references as paper_references
+from rank_distillm.config_errors import ConfigError
 from rank_distillm.hints import did_you_mean as _hint
 
 RESULTS = "results"
@@ -28,10 +30,6 @@ SPLIT_TRAIN = "train"
 #: Keys of a model entry that describe its data and place, not its training settings.
 _RECIPE_KEYS = {"label", "start", "data", "first_stage", "teacher", "queries", "depth"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-
-
-class ConfigError(ValueError):
-    """An impossible or inconsistent configuration; the message names the config key."""
 
 
 def slug(dataset_id: str) -> str:
@@ -67,6 +65,8 @@ class FirstStage:
     runs: Mapping[str, str]
     depth: int
     train_depth: int
+    published: str | None = None  # the archive's first stage whose runs it re-ranks
+    published_splits: tuple[str, ...] = ()  # the splits whose run comes from the archive
 
     def has_run(self, split: str) -> bool:
         return split in self.runs or self.bm25 is not None
@@ -84,6 +84,12 @@ class Teacher:
     depth: int
     seed: int
     generate: Mapping[str, Any] | None = None  # teachers generated with an LLM
+    published_subsamples: Mapping[int, str] = field(default_factory=dict)  # depth -> run
+
+    def subsampled(self, depth: int) -> bool:
+        """A table shallower than the teacher's run is the first stage's top ``depth`` of
+        it (the paper's sub-sampling); at the teacher's depth it is the run as it is."""
+        return depth < self.depth
 
     @property
     def simulated(self) -> bool:
@@ -153,7 +159,7 @@ class Row:
 
     key: str
     label: str
-    kind: str  # first_stage, teacher, model, checkpoint, ablation
+    kind: str  # first_stage, teacher, reranker, model, checkpoint, ablation
     systems: Mapping[tuple[str, str], str]
 
 
@@ -213,6 +219,11 @@ class Experiment:
 
     def corpora(self) -> list[str]:
         return list(dict.fromkeys([self.collection, *(e.corpus for e in self.evaluation.values())]))
+
+    @property
+    def paper_systems(self) -> Mapping[str, str]:
+        """Config ``paper_systems``: table row -> the authors' system it reproduces."""
+        return self.config.get("paper_systems", {})
 
     def rerankers(self) -> list[str]:
         """Systems that re-rank every pair with a checkpoint: trained models and published ones."""
@@ -294,6 +305,17 @@ class Experiment:
             return self.teacher_run(system, split, first_stage)
         return self.run_file(split, first_stage, system)
 
+    def published_first_stage_runs(self) -> list[Any]:
+        """The archive entries (``published_archive.Entry``) of the authors' first-stage
+        runs that the first stages with ``published`` re-rank."""
+        from rank_distillm.published import FIRST_STAGE_SYSTEM, Entry
+
+        return [
+            Entry(FIRST_STAGE_SYSTEM, stage.published, benchmark_id(self.evaluation[split]))
+            for stage in self.first_stages.values()
+            for split in stage.published_splits
+        ]
+
     def metrics_file(self, split: str, first_stage: str, system: str) -> str:
         return f"{self.root}/metrics/{split}/{first_stage}/{system}.tsv"
 
@@ -302,6 +324,18 @@ class Experiment:
 
     def teacher_table(self, teacher: str, queries: int | None, depth: int) -> str:
         return f"{self.root}/training/teachers/{teacher}.{queries or 'all'}x{depth}.parquet"
+
+    def teacher_table_inputs(self, teacher: str, queries: int | None, depth: int) -> dict:
+        """The teacher_table job's files: the teacher's training run; below its depth, the
+        first stage's training run (the sub-sample's candidates); and the authors' published
+        sub-sample at this depth, if given, when the table keeps all the teacher's queries."""
+        spec = self.teachers[teacher]
+        found = {"teacher_run": self.teacher_run(teacher, SPLIT_TRAIN, spec.first_stage)}
+        if spec.subsampled(depth):
+            found["first_stage"] = self.first_stage_run(spec.first_stage, SPLIT_TRAIN)
+        if depth in spec.published_subsamples and queries in (None, spec.queries):
+            found["published"] = spec.published_subsamples[depth]
+        return found
 
     def model_table(self, model: str) -> str:
         spec = self.models[model]
@@ -352,11 +386,16 @@ class Experiment:
 
     def table_notes(self) -> list[str]:
         """Where each first stage's candidates come from, for the table's notes."""
+        from rank_distillm import paper_tables
+
         notes = []
         for stage in self.first_stages.values():
             sources: dict[str, list[str]] = {}
             for split in self.evaluation:
-                if split in stage.runs:
+                if split in stage.published_splits:
+                    record = paper_tables.load().record
+                    source = f"the authors' published run (their archive, Zenodo record {record})"
+                elif split in stage.runs:
                     source = f"`{Path(stage.runs[split]).name}`"
                 elif stage.bm25 is not None:
                     settings = ", ".join(f"{k}={v}" for k, v in stage.bm25.items())
@@ -412,39 +451,14 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
     Raises :class:`ConfigError` naming the key for every inconsistency the schema cannot
     express: unknown references, impossible depths, start cycles, clashing names.
     """
-    evaluation = {
-        name: EvaluationSet(
-            name=name,
-            dataset=spec["dataset"],
-            label=spec["label"],
-            relevance_level=spec.get("relevance_level", 1),
-            corpus=spec.get("corpus") or config["collection"],
-        )
-        for name, spec in config["evaluation"].items()
-    }
-    if SPLIT_TRAIN in evaluation:
-        raise ConfigError(f"evaluation: {SPLIT_TRAIN!r} is reserved for the training queries")
+    _check_downloads(config)
     collections = dict(config.get("collections", {}))
     demo_tirex = config.get("demo_tirex")
     local = [*collections, *((demo_tirex or {}).get("corpora", {}))]
-    selection, tasks = _tirex_tasks(config, local)
-    for task in tasks.values():
-        if task.name in evaluation:
-            raise ConfigError(f"evaluation.{task.name}: the name of TIREx task {task.label!r}")
-    evaluation.update(tasks)
-    demo_name = (config.get("demo") or {}).get("name")
-    _check_qrels(evaluation, [*local, *([demo_name] if demo_name else [])])
-    splits = [SPLIT_TRAIN, *evaluation]
-    first_stages = _first_stages(config, splits)
+    evaluation, selection, tasks = _evaluation_sets(config, local)
+    first_stages = _first_stages(config, [SPLIT_TRAIN, *evaluation], evaluation)
     tirex_stage = _tirex_first_stage(config, first_stages, tasks)
-    for name, spec in evaluation.items():
-        stages = [tirex_stage] if spec.tirex else list(first_stages)
-        if not any(first_stages[stage].has_run(name) for stage in stages):
-            where = f"tirex task {spec.label}" if spec.tirex else f"evaluation.{name}"
-            raise ConfigError(
-                f"{where}: no first stage has a run for it (give one under "
-                f"first_stages.<name>.runs.{name}, or a first stage with bm25)"
-            )
+    _check_first_stage_runs(evaluation, first_stages, tirex_stage)
     teachers = _teachers(config, first_stages, evaluation)
     backbones = {
         name: Backbone(
@@ -466,8 +480,14 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
         config, main_models, first_stages, teachers, backbones, pairs
     )
     main_rows = _rows(first_stages, teachers, checkpoints, main_models, pairs, evaluation, config)
-    references = config.get("references", {})
-    _check_references(references, main_rows + ablation_rows, first_stages, evaluation)
+    references = paper_references.resolve(
+        config,
+        [row.key for row in main_rows + ablation_rows],
+        {name: stage.published or name for name, stage in first_stages.items()},
+        {name: spec.dataset for name, spec in evaluation.items()},
+        tirex_stage,
+        list(selection.groups()) if selection else [],
+    )
     if not config.get("ablations", {}).get("enabled", False):
         ablation_rows = []
     models = {**main_models, **extra_models}
@@ -495,6 +515,48 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
         tirex_rule=config.get("tirex", {}).get("rule", "judged"),
         config=config,
     )
+
+
+def _evaluation_sets(
+    config: Mapping[str, Any], local: Sequence[str]
+) -> tuple[dict[str, EvaluationSet], Any, dict[str, EvaluationSet]]:
+    """The evaluation sets (TIREx tasks included), the TIREx selection and its tasks;
+    every set must be a dataset with qrels."""
+    evaluation = {
+        name: EvaluationSet(
+            name=name,
+            dataset=spec["dataset"],
+            label=spec["label"],
+            relevance_level=spec.get("relevance_level", 1),
+            corpus=spec.get("corpus") or config["collection"],
+        )
+        for name, spec in config["evaluation"].items()
+    }
+    if SPLIT_TRAIN in evaluation:
+        raise ConfigError(f"evaluation: {SPLIT_TRAIN!r} is reserved for the training queries")
+    selection, tasks = _tirex_tasks(config, local)
+    for task in tasks.values():
+        if task.name in evaluation:
+            raise ConfigError(f"evaluation.{task.name}: the name of TIREx task {task.label!r}")
+    evaluation.update(tasks)
+    demo_name = (config.get("demo") or {}).get("name")
+    _check_qrels(evaluation, [*local, *([demo_name] if demo_name else [])])
+    return evaluation, selection, tasks
+
+
+def _check_first_stage_runs(
+    evaluation: Mapping[str, EvaluationSet],
+    first_stages: Mapping[str, FirstStage],
+    tirex_stage: str | None,
+) -> None:
+    for name, spec in evaluation.items():
+        stages = [tirex_stage] if spec.tirex else list(first_stages)
+        if not any(first_stages[stage].has_run(name) for stage in stages):
+            where = f"tirex task {spec.label}" if spec.tirex else f"evaluation.{name}"
+            raise ConfigError(
+                f"{where}: no first stage has a run for it (give one under "
+                f"first_stages.<name>.runs.{name}, or a first stage with bm25)"
+            )
 
 
 def _pairs(
@@ -601,7 +663,9 @@ def _tirex_first_stage(
     return name
 
 
-def _first_stages(config: Mapping[str, Any], splits: list[str]) -> dict[str, FirstStage]:
+def _first_stages(
+    config: Mapping[str, Any], splits: list[str], evaluation: Mapping[str, EvaluationSet]
+) -> dict[str, FirstStage]:
     stages = {}
     for name, spec in config["first_stages"].items():
         runs = dict(spec.get("runs") or {})
@@ -610,6 +674,8 @@ def _first_stages(config: Mapping[str, Any], splits: list[str]) -> dict[str, Fir
                 raise ConfigError(
                     f"first_stages.{name}.runs.{split}: not a split{_hint(split, splits)}"
                 )
+        published = _published_runs(config, name, spec.get("published"), runs, evaluation)
+        runs.update(published)
         bm25 = spec.get("bm25")
         if bm25 is None and not runs:
             raise ConfigError(f"first_stages.{name}: needs `bm25` settings or `runs` files")
@@ -620,8 +686,49 @@ def _first_stages(config: Mapping[str, Any], splits: list[str]) -> dict[str, Fir
             runs=runs,
             depth=spec.get("depth", 100),
             train_depth=spec.get("train_depth", 200),
+            published=spec.get("published"),
+            published_splits=tuple(published),
         )
     return stages
+
+
+def benchmark_id(spec: EvaluationSet) -> str:
+    """The id a set is known by in the paper: a TIREx task's id, else its dataset id."""
+    return spec.label if spec.tirex else spec.dataset
+
+
+def _published_runs(
+    config: Mapping[str, Any],
+    name: str,
+    stage: str | None,
+    given: Mapping[str, str],
+    evaluation: Mapping[str, EvaluationSet],
+) -> dict[str, str]:
+    """The authors' runs of first stage ``stage`` (from their archive) for every evaluation
+    set the archive holds and ``runs`` does not give. Cranfield's run numbers its queries
+    by cran.qry's ``.I`` field, so it serves with its ids mapped to ir_datasets' (the
+    topics' and qrels'), or not at all without ``published.map_cranfield_ids``."""
+    if stage is None:
+        return {}
+    from rank_distillm import published
+
+    if not config.get("published"):
+        raise ConfigError(
+            f"first_stages.{name}.published: the authors' runs come from their archive; "
+            "configure it under `published` (see configs/paper.yaml)"
+        )
+    mapped = config["published"].get("map_cranfield_ids", True)
+    found = {}
+    for split, spec in evaluation.items():
+        dataset = benchmark_id(spec)
+        if split in given or not published.archive_holds(stage, dataset):
+            continue
+        entry = published.Entry(published.FIRST_STAGE_SYSTEM, stage, dataset)
+        if dataset != published.CRANFIELD:
+            found[split] = published.run_file(entry)
+        elif mapped:
+            found[split] = published.run_file(entry, published.IDS_MAPPED)
+    return found
 
 
 def _teachers(
@@ -679,8 +786,22 @@ def _teachers(
             depth=depth,
             seed=spec.get("seed", 42),
             generate=generate,
+            published_subsamples=_published_subsamples(spec, depth, key),
         )
     return teachers
+
+
+def _published_subsamples(spec: Mapping[str, Any], depth: int, key: str) -> dict[int, str]:
+    """``published_subsamples`` with integer depths, each below the teacher's depth."""
+    found = {}
+    for given, path in (spec.get("published_subsamples") or {}).items():
+        if not str(given).isdigit() or not 1 < int(given) < depth:
+            raise ConfigError(
+                f"{key}.published_subsamples.{given}: a depth between 2 and the teacher's "
+                f"depth ({depth}, exclusive) was expected"
+            )
+        found[int(given)] = path
+    return found
 
 
 def _check_generation(settings: Mapping[str, Any], where: str) -> None:
@@ -811,6 +932,29 @@ def _model(
         depth=depth,
         settings=settings,
     )
+
+
+_ZENODO_RECORD = re.compile(r"zenodo\.org/records?/(\d+)/")
+
+
+def _check_downloads(config: Mapping[str, Any]) -> None:
+    """A download naming its Zenodo ``record`` must be fetched from that record, and the
+    archive of ``published`` must be a download."""
+    downloads = config.get("downloads", {})
+    for name, spec in downloads.items():
+        record = spec.get("record")
+        found = _ZENODO_RECORD.search(spec["url"])
+        if record is not None and (found is None or int(found[1]) != int(record)):
+            raise ConfigError(
+                f"downloads.{name}: the url is not a file of Zenodo record {record} "
+                f"(expected https://zenodo.org/records/{record}/files/...; got {spec['url']})"
+            )
+    archive = (config.get("published") or {}).get("archive")
+    if archive is not None and archive.removeprefix("resources/") not in downloads:
+        raise ConfigError(
+            f"published.archive: {archive!r} is not a download (resources/<a key of "
+            f"downloads>{_hint(archive.removeprefix('resources/'), downloads)})"
+        )
 
 
 def _models(
@@ -945,8 +1089,9 @@ def _rows(
             if not evaluation[pair[1]].tirex
             and (teacher.ranks_every_split or pair[1] in teacher.evaluation_runs.get(pair[0], {}))
         }
-        if systems or name in references:
-            rows.append(Row(name, teacher.label, "teacher", systems))
+        if systems or name in references or name in config.get("paper_systems", {}):
+            kind = "teacher" if teacher.trainable else "reranker"  # evaluated, not distilled
+            rows.append(Row(name, teacher.label, kind, systems))
     rows += [
         Row(name, m.label, "model", {pair: name for pair in pairs}) for name, m in models.items()
     ]
@@ -955,31 +1100,6 @@ def _rows(
         for name, c in checkpoints.items()
     ]
     return rows
-
-
-def _check_references(
-    references: Mapping[str, Mapping[str, Mapping[str, float]]],
-    rows: Sequence[Row],
-    first_stages: Mapping[str, FirstStage],
-    evaluation: Mapping[str, EvaluationSet],
-) -> None:
-    keys = [row.key for row in rows]
-    for system, by_stage in references.items():
-        if system not in keys:
-            raise ConfigError(
-                f"references.{system}: no table row has this name{_hint(system, keys)}"
-            )
-        for stage, values in by_stage.items():
-            if stage not in first_stages:
-                raise ConfigError(
-                    f"references.{system}.{stage}: not a first stage{_hint(stage, first_stages)}"
-                )
-            for split in values:
-                if split not in ("mean", "tirex") and split not in evaluation:
-                    raise ConfigError(
-                        f"references.{system}.{stage}.{split}: not an evaluation set, 'mean' "
-                        f"or 'tirex'{_hint(split, [*evaluation, 'mean', 'tirex'])}"
-                    )
 
 
 def load_config(paths: Sequence[str | Path], schema: str | Path) -> dict[str, Any]:

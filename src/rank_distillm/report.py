@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rank_distillm import significance, table_formats
+from rank_distillm import reproduction, significance, table_formats
 from rank_distillm.evaluate import DEFAULT_MEASURES, display_name
 from rank_distillm.io import atomic_output, atomic_write_text, require_columns
 from rank_distillm.report_plots import bar_chart, save_png
@@ -74,6 +74,7 @@ def model_zoo_table(
     tirex_stage: str | None = None,
     rows: Sequence[tuple[str, str]] | None = None,
     tests: pd.DataFrame | None = None,
+    published: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per table row (index: its label) with mean values: ``rows`` (key, label)
     in order, also those without any cell (e.g. a teacher with only the paper's figures),
@@ -88,18 +89,11 @@ def model_zoo_table(
     are ``references[row][tirex_stage]["tirex"]``. ``tests`` (from
     :func:`significance_tests`) add ``sig <measure> <column>`` (the marker) and
     ``p <measure> <column>`` (the Holm-adjusted p-value) per evaluation-set column.
+    ``published`` (``reproduction.tests`` per first stage and dataset) adds the rows'
+    comparison with the authors' runs (``reproduction.csv_columns``).
     """
-    require_columns(metrics, METRICS_COLUMNS, "metrics frame")
     measures = [primary, *(m for m in measures if m != primary)]
-    absent = [m for m in measures if m not in set(metrics["measure"])]
-    if absent:
-        raise ValueError(f"measures {absent} not in metrics ({sorted(set(metrics['measure']))})")
-    keys = ["row", "first_stage", "dataset", "query_id", "measure"]
-    duplicated = metrics.duplicated(keys, keep=False)
-    if duplicated.any():
-        raise ValueError(
-            f"duplicate per-query rows: {metrics[duplicated].head(3).to_dict('records')}"
-        )
+    _check_metrics(metrics, measures)
     if rows is None:
         rows = list(dict.fromkeys(zip(metrics["row"], metrics["system"], strict=True)))
     rows = [tuple(row) for row in rows]
@@ -132,6 +126,36 @@ def model_zoo_table(
             ]
         if tirex is not None and measure == primary:
             table[f"{name} {TIREX_LABEL}"] = [tirex.get(row, np.nan) for row, _ in rows]
+    _add_counts(table, rows, columns, counts)
+    if tests is not None:
+        _add_tests(table, rows, columns, tests, measures)
+    if published is not None:
+        _add_published(table, rows, columns, published, display_name(primary))
+    if references:
+        if tirex is not None:
+            columns = [*columns, Column(tirex_stage or "", TIREX, TIREX_LABEL)]
+        _add_references(table, rows, columns, references, display_name(primary))
+    return table
+
+
+def _check_metrics(metrics: pd.DataFrame, measures: Sequence[str]) -> None:
+    """The columns, every measure, and one value per (row, cell, query, measure)."""
+    require_columns(metrics, METRICS_COLUMNS, "metrics frame")
+    absent = [m for m in measures if m not in set(metrics["measure"])]
+    if absent:
+        raise ValueError(f"measures {absent} not in metrics ({sorted(set(metrics['measure']))})")
+    keys = ["row", "first_stage", "dataset", "query_id", "measure"]
+    duplicated = metrics.duplicated(keys, keep=False)
+    if duplicated.any():
+        raise ValueError(
+            f"duplicate per-query rows: {metrics[duplicated].head(3).to_dict('records')}"
+        )
+
+
+def _add_counts(
+    table: pd.DataFrame, rows: list[tuple[str, str]], columns: list[Column], counts: pd.Series
+) -> None:
+    """``queries <column>`` per evaluation-set column (a warning where rows differ)."""
     for column in (c for c in columns if c.dataset != MEAN):
         cells = [int(counts.get((row, column.first_stage, column.dataset), 0)) for row, _ in rows]
         table[f"queries {column.label}"] = cells
@@ -140,13 +164,6 @@ def model_zoo_table(
             logger.warning(
                 "rows were evaluated on different query counts for %s: %s", column.label, present
             )
-    if tests is not None:
-        _add_tests(table, rows, columns, tests, measures)
-    if references:
-        if tirex is not None:
-            columns = [*columns, Column(tirex_stage or "", TIREX, TIREX_LABEL)]
-        _add_references(table, rows, columns, references, display_name(primary))
-    return table
 
 
 def _add_tests(
@@ -168,6 +185,22 @@ def _add_tests(
             table[f"p {name} {column.label}"] = [
                 math.nan if test is None else test["p_holm"] for test in found
             ]
+
+
+def _add_published(
+    table: pd.DataFrame,
+    rows: list[tuple[str, str]],
+    columns: list[Column],
+    published: pd.DataFrame,
+    name: str,
+) -> None:
+    """The rows' tests against the authors' runs, per evaluation-set column."""
+    found = reproduction.by_key(published, ("first_stage", "dataset"))
+    labelled = {
+        f"{name} {c.label}": (c.first_stage, c.dataset) for c in columns if c.dataset != MEAN
+    }
+    for column, values in reproduction.csv_columns(found, [r for r, _ in rows], labelled).items():
+        table[column] = values
 
 
 def significance_tests(metrics: pd.DataFrame, settings: significance.Settings) -> pd.DataFrame:
@@ -257,6 +290,13 @@ def display_table(
         [[row.get(f"paper {key}", math.nan) for key in keys] for _, row in table.iterrows()],
         dtype=float,
     ).reshape(len(table), len(keys))
+    compared = [
+        [
+            reproduction.text(row.get(f"reproduced {key}", ""), row.get(f"published {key}"))
+            for key in keys
+        ]
+        for _, row in table.iterrows()
+    ]
     return table_formats.DisplayTable(
         title=title,
         rows=[str(label) for label in table.index],
@@ -267,6 +307,8 @@ def display_table(
         references=references if np.isfinite(references).any() else None,
         notes=list(notes),
         measure=name,
+        compared=compared if any(any(texts) for texts in compared) else None,
+        compared_label="authors' run",
     )
 
 
@@ -304,11 +346,14 @@ def write_model_zoo(
     measures: Sequence[str] = DEFAULT_MEASURES,
     settings: significance.Settings | None = None,
     latex_label: str = "tab:model-zoo",
+    published: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Write the model zoo: CSV (all measures, markers and Holm-adjusted p-values), the
     tests (one per line), and Markdown, LaTeX, HTML and PNG (primary measure). With
     ``settings``, the query rule restricts the queries of means and tests, and every row
-    is tested against ``settings.baseline``. Each file is written atomically."""
+    is tested against ``settings.baseline``. ``published`` (``reproduction.tests``): rows
+    against the authors' runs of their systems, beside the cells and in the tests file.
+    Each file is written atomically."""
     ordered = [primary, *(m for m in measures if m != primary)]
     tests = None
     baseline_label = ""
@@ -329,11 +374,16 @@ def write_model_zoo(
         tirex_stage=tirex_stage,
         rows=rows,
         tests=tests,
+        published=published,
     )
     name = display_name(primary)
     columns = columns_of(metrics, first_stages, evaluation)
     if tirex is not None:
         columns.append(Column(tirex_stage or "", TIREX, TIREX_LABEL))
+    if published is not None and not published.empty:
+        alpha = settings.alpha if settings is not None else 0.05
+        cell = ("first_stage", "dataset")
+        notes = [*notes, reproduction.note(published, cell, "evaluation set", alpha, primary)]
     notes = _table_notes(tests, settings, baseline_label, name, notes)
     shown = display_table(table, columns, first_stages, name, title, notes)
     footer = [
@@ -349,7 +399,7 @@ def write_model_zoo(
     with atomic_output(outputs.csv) as tmp:
         table.to_csv(tmp, float_format="%.6g")
     with atomic_output(outputs.tests) as tmp:
-        _tests_frame(tests, metrics).to_csv(tmp, index=False, float_format="%.6g")
+        _tests_frame(tests, metrics, published).to_csv(tmp, index=False, float_format="%.6g")
     atomic_write_text(outputs.md, table_formats.markdown(shown, footer))
     atomic_write_text(outputs.tex, table_formats.latex(shown, latex_label))
     atomic_write_text(outputs.html, table_formats.html_page(shown, footer))
@@ -357,11 +407,15 @@ def write_model_zoo(
     return table
 
 
-def _tests_frame(tests: pd.DataFrame | None, metrics: pd.DataFrame) -> pd.DataFrame:
-    """The tests with the rows' labels, for the tests file (empty without settings)."""
+def _tests_frame(
+    tests: pd.DataFrame | None, metrics: pd.DataFrame, published: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The tests with the rows' labels, for the tests file (empty without settings), then
+    the rows' tests against the authors' runs (``baseline`` names the authors' run)."""
     measure, *rest = significance.TEST_COLUMNS
     columns = ["first_stage", "dataset", measure, "system", *rest]
-    if tests is None or tests.empty:
+    found = [t for t in (tests, published) if t is not None and not t.empty]
+    if not found:
         return pd.DataFrame(columns=columns)
     labels = metrics.drop_duplicates("row").set_index("row")["system"]
-    return tests.assign(system=tests["row"].map(labels))[columns]
+    return pd.concat([t.assign(system=t["row"].map(labels))[columns] for t in found])

@@ -16,17 +16,20 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 from tqdm import tqdm
 
-from rank_distillm import evaluate, report, report_plots, significance
+from rank_distillm import evaluate, report, report_plots, reproduction, significance
 from rank_distillm import io as trec_io
-from rank_distillm.experiment import FIRST_STAGE_ROW, Experiment
+from rank_distillm.experiment import FIRST_STAGE_ROW, Experiment, benchmark_id
 from rank_distillm.hints import did_you_mean
 from rank_distillm.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from rank_distillm.published import PublishedSpec
 
 LOGGER = logging.getLogger(__name__)
 PACKAGE = "rank-distillm"
@@ -34,7 +37,9 @@ PACKAGE = "rank-distillm"
 
 @dataclass(frozen=True)
 class Cell:
-    """One table cell: a row's run on one (first stage, evaluation set) pair."""
+    """One table cell: a row's run on one (first stage, evaluation set) pair. Also the
+    authors' published run a row is compared with (``label``: their system; ``split``: a
+    TIREx task's id for TIREx)."""
 
     row: str
     label: str
@@ -65,6 +70,10 @@ class TirexSpec:
     first_stage: str | None
     title: str
     outputs: Mapping[str, str]
+    published: tuple[Cell, ...] = ()  # the authors' runs the rows' tasks are compared with
+
+    def metrics_files(self) -> list[str]:
+        return sorted({c.metrics for c in (*self.cells, *self.published)})
 
 
 @dataclass(frozen=True)
@@ -95,11 +104,19 @@ class ReportSpec:
     rows: tuple[tuple[str, str], ...] = ()  # (key, label) of every row, in order
     losses: Mapping[str, LossPlot] = field(default_factory=dict)
     tirex: TirexSpec | None = None
+    published: tuple[Cell, ...] = ()  # the authors' runs the rows' cells are compared with
 
     @classmethod
-    def from_experiment(cls, exp: Experiment, config: Mapping[str, Any]) -> ReportSpec:
-        """Raises ``ValueError`` naming ``report.significance.baseline`` when the baseline
-        is not a table row."""
+    def from_experiment(
+        cls,
+        exp: Experiment,
+        config: Mapping[str, Any],
+        published: PublishedSpec | None = None,
+    ) -> ReportSpec:
+        """``published``: the spec of config ``published`` (None without); the trained
+        rows that ``paper_systems`` maps to one of the authors' systems are then compared
+        with that system's runs. Raises ``ValueError`` naming
+        ``report.significance.baseline`` when the baseline is not a table row."""
         settings_config = config.get("report", {})
         tests = settings_config.get("significance", {})
         baseline = tests.get("baseline", FIRST_STAGE_ROW)
@@ -128,6 +145,7 @@ class ReportSpec:
         root = exp.root
         sets = {name: spec for name, spec in exp.evaluation.items() if not spec.tirex}
         title = settings_config.get("title", "Model zoo")
+        theirs, tirex_theirs = ([], []) if published is None else _published_cells(exp, published)
         return cls(
             root=root,
             cells=cells,
@@ -142,7 +160,8 @@ class ReportSpec:
             settings=settings,
             latex_label=settings_config.get("latex_label", "tab:model-zoo"),
             zoo=report.Outputs(**exp.zoo_outputs()),
-            tirex=_tirex_spec(exp, f"TIREx: {title}"),
+            tirex=_tirex_spec(exp, f"TIREx: {title}", tirex_theirs),
+            published=tuple(theirs),
             per_query={row: f"{root}/plots/per-query/{row}.png" for row in compared},
             losses={
                 name: LossPlot(
@@ -153,9 +172,10 @@ class ReportSpec:
         )
 
     def metrics_files(self) -> list[str]:
-        """Every metrics file the tables read (model zoo and TIREx)."""
-        tirex = [c.metrics for c in self.tirex.cells] if self.tirex else []
-        return sorted({*(c.metrics for c in self.cells), *tirex})
+        """Every metrics file the tables read (model zoo and TIREx, the authors' runs
+        compared with the rows included)."""
+        tirex = self.tirex.metrics_files() if self.tirex else []
+        return sorted({*(c.metrics for c in (*self.cells, *self.published)), *tirex})
 
     def zoo_files(self) -> dict[str, str]:
         return {kind: str(path) for kind, path in asdict(self.zoo).items()}
@@ -191,7 +211,31 @@ class ReportSpec:
         return dict(self.rows).get(row) or next((c.label for c in self.cells if c.row == row), row)
 
 
-def _tirex_spec(exp: Experiment, title: str) -> TirexSpec | None:
+def _published_cells(exp: Experiment, published: PublishedSpec) -> tuple[list[Cell], list[Cell]]:
+    """The authors' run of the system of every trained row that ``paper_systems`` maps to
+    one (``row``: ours, ``label``: their system), on each of the row's pairs whose first
+    stage re-ranks the authors' runs and whose set their runs were scored on: the model
+    zoo's, then the TIREx tasks' (``split``: the task id)."""
+    zoo: list[Cell] = []
+    tirex: list[Cell] = []
+    for row in exp.rows:
+        system = exp.paper_systems.get(row.key)
+        if row.kind not in ("model", "ablation") or system is None:
+            continue
+        for stage, split in row.systems:
+            archive_stage, spec = exp.first_stages[stage].published, exp.evaluation[split]
+            dataset = benchmark_id(spec)
+            if archive_stage is None or not published.scores(archive_stage, dataset):
+                continue
+            metrics = published.run_metrics_file(system, archive_stage, dataset)
+            if spec.tirex:
+                tirex.append(Cell(row.key, system, stage, dataset, metrics))
+            else:
+                zoo.append(Cell(row.key, system, stage, split, metrics))
+    return zoo, tirex
+
+
+def _tirex_spec(exp: Experiment, title: str, published: Sequence[Cell] = ()) -> TirexSpec | None:
     """TIREx cells of the rows that have every task (teachers do not)."""
     pairs = exp.tirex_pairs
     if not exp.tirex or not pairs:
@@ -215,6 +259,7 @@ def _tirex_spec(exp: Experiment, title: str) -> TirexSpec | None:
         first_stage=exp.tirex_first_stage,
         title=title,
         outputs=exp.tirex_outputs(),
+        published=tuple(published),
     )
 
 
@@ -281,23 +326,73 @@ def tirex_aggregates(tirex_spec: TirexSpec) -> tuple[dict[str, pd.DataFrame], pd
     return aggregates, kept
 
 
+def grouped(frame: pd.DataFrame, selection: Any, task: str = "task") -> pd.DataFrame:
+    """Per-query values of TIREx tasks (``task``: the column with the task id) as their
+    corpus group's, as the TIREx table groups them: ``group`` added, query ids made unique
+    per task (``<task>/<query id>``), so tasks sharing a query id never merge."""
+    group_of = {t.id: t.group for t in selection.used}
+    return frame.assign(
+        group=frame[task].map(group_of), query_id=frame[task] + "/" + frame["query_id"]
+    )
+
+
 def tirex_group_tests(
     kept: pd.DataFrame, selection: Any, settings: significance.Settings, measure: str = "nDCG@10"
 ) -> pd.DataFrame:
     """Per corpus group, every system against the baseline over the group's concatenated
     queries (query ids made unique per task), Holm-corrected over the systems."""
-    group_of = {task.id: task.group for task in selection.used}
-    frame = kept[kept["measure"] == measure]
-    frame = pd.DataFrame(
-        {
-            "row": frame["system"],
-            "group": frame["task"].map(group_of),
-            "query_id": frame["task"] + "/" + frame["query_id"],
-            "measure": frame["measure"],
-            "value": frame["value"],
-        }
+    frame = grouped(kept[kept["measure"] == measure], selection)
+    return significance.paired_tests(frame.rename(columns={"system": "row"}), settings, ("group",))
+
+
+def tirex_published_tests(spec: ReportSpec) -> pd.DataFrame | None:
+    """Per corpus group, each row that has the authors' runs of its system against those,
+    both grouped as the TIREx table groups (``grouped``), over the judged queries both
+    runs contain (``reproduction.tests``); ``system`` is our row's label. None without."""
+    tirex = spec.tirex
+    if tirex is None or not tirex.published:
+        return None
+    compared = {cell.row for cell in tirex.published}
+    ours = [
+        Cell(c.row, c.label, tirex.first_stage or "", c.task, c.metrics)
+        for c in tirex.cells
+        if c.row in compared
+    ]
+    ours_frame, theirs_frame = (
+        grouped(read_cells(cells, need_in_run=True), tirex.selection, "dataset")
+        for cells in (ours, tirex.published)
     )
-    return significance.paired_tests(frame, settings, cell=("group",))
+    found = reproduction.tests(ours_frame, theirs_frame, ("group",), spec.settings.alpha)
+    return found.assign(system=found["row"].map(spec.label))
+
+
+def tirex_references(spec: ReportSpec) -> dict[str, dict[str, float]]:
+    """The paper's TIREx figures per row label and TIREx table column (a corpus group,
+    the mean over groups, the geometric mean): ``tirex:<group>``, ``tirex`` and
+    ``tirex:geomean`` references of the TIREx first stage."""
+    from rank_distillm import references, tirex_report
+
+    assert spec.tirex is not None
+    columns = {
+        **references.tirex_keys(spec.tirex.selection.groups()),
+        references.TIREX: tirex_report.AGGREGATE_COLUMNS["groups_mean"],
+        references.TIREX_GEOMEAN: tirex_report.AGGREGATE_COLUMNS["groups_geomean"],
+    }
+    found = {}
+    for row, label in spec.rows:
+        given = spec.references.get(row, {}).get(spec.tirex.first_stage or "", {})
+        figures = {columns[key]: value for key, value in given.items() if key in columns}
+        if figures:
+            found[label] = figures
+    return found
+
+
+TIREX_PUBLISHED_PER = (
+    "corpus group, grouped as this table groups: our tasks' queries and the authors' runs "
+    "of the same tasks, query ids prefixed by the task, not their notebook's unprefixed "
+    "concatenation; Cranfield's authors' run with its query ids mapped to ir_datasets' "
+    "where `published.map_cranfield_ids`"
+)
 
 
 def write_tirex_files(spec: ReportSpec) -> pd.DataFrame:
@@ -313,12 +408,15 @@ def write_tirex_files(spec: ReportSpec) -> pd.DataFrame:
         frame["system"] = frame["system"].map(labels)
     tests.insert(tests.columns.get_loc("row"), "system", tests["row"].map(labels))
     baseline = spec.label(spec.settings.baseline)
+    published = tirex_published_tests(spec)
     return tirex_report.write_tirex_tables(
         aggregates,
         spec.tirex.selection,
         spec.tirex.rule,
         spec.tirex.outputs,
         spec.tirex.title,
+        references=tirex_references(spec),
+        rows=[label for _, label in spec.rows],
         tests=tests,
         tests_note=significance.describe(
             spec.settings,
@@ -328,6 +426,10 @@ def write_tirex_files(spec: ReportSpec) -> pd.DataFrame:
             per="corpus group (its tasks' queries together)",
             untested="the aggregates over groups are",
         ),
+        published=published,
+        published_note=None
+        if published is None or published.empty
+        else reproduction.note(published, ("group",), TIREX_PUBLISHED_PER, spec.settings.alpha),
     )
 
 
@@ -347,6 +449,11 @@ def write_model_zoo_files(spec: ReportSpec) -> pd.DataFrame:
             f"{spec.tirex.selection.note().removeprefix('TIREx: ')}"
         )
     metrics = read_cells(spec.cells, need_in_run=spec.settings.rule == "intersection")
+    published = None
+    if spec.published:
+        cell = ("first_stage", "dataset")
+        theirs = read_cells(spec.published, need_in_run=True)
+        published = reproduction.tests(metrics, theirs, cell, spec.settings.alpha)
     return report.write_model_zoo(
         metrics,
         spec.zoo,
@@ -361,6 +468,7 @@ def write_model_zoo_files(spec: ReportSpec) -> pd.DataFrame:
         measures=list(spec.measures),
         settings=spec.settings,
         latex_label=spec.latex_label,
+        published=published,
     )
 
 
@@ -378,7 +486,8 @@ def write_per_query_plots(spec: ReportSpec, primary: str = "nDCG@10") -> None:
         metrics[metrics["measure"] == primary], spec.settings.rule, ("first_stage", "dataset")
     )
     tests = pd.read_csv(spec.zoo.tests, dtype={"row": str, "marker": str}, keep_default_na=False)
-    tests = tests[tests["measure"] == primary].set_index(["row", "first_stage", "dataset"])
+    tests = tests[(tests["measure"] == primary) & (tests["baseline"] == spec.settings.baseline)]
+    tests = tests.set_index(["row", "first_stage", "dataset"])
     baseline = spec.settings.baseline
     several = len(spec.first_stages) > 1
     for row, png in tqdm(spec.per_query.items(), desc="per-query plots", unit="plot"):

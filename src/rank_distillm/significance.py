@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,7 +134,10 @@ def paired_t_test(values: pd.Series, baseline: pd.Series) -> tuple[float, float]
 
 
 def paired_tests(
-    metrics: pd.DataFrame, settings: Settings, cell: Sequence[str] = ()
+    metrics: pd.DataFrame,
+    settings: Settings,
+    cell: Sequence[str] = (),
+    against: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Every row against ``settings.baseline``, per ``cell`` and measure, Holm-corrected
     over the rows compared there.
@@ -143,7 +146,9 @@ def paired_tests(
     and the ``cell`` columns, already restricted by :func:`restrict_queries`. Returns one
     line per (cell, measure, row) with the ``cell`` columns and ``TEST_COLUMNS``; cells
     without the baseline have no lines. ``marker`` is ``▲`` (significantly better) or
-    ``▼`` (significantly worse), else empty.
+    ``▼`` (significantly worse), else empty. ``against`` (row -> the row it is tested
+    against) replaces the one baseline: each of its rows is tested against its own, where
+    both have values in the cell, and Holm corrects over those tests.
     """
     require_columns(metrics, ["row", "query_id", "measure", "value", *cell], "metrics")
     keys = [*cell, "measure"]
@@ -152,16 +157,14 @@ def paired_tests(
         key = key if isinstance(key, tuple) else (key,)
         where = dict(zip(keys, key, strict=True))
         by_row = {row: part.set_index("query_id")["value"] for row, part in rows.groupby("row")}
-        if settings.baseline not in by_row:
-            continue
-        base = by_row[settings.baseline]
         tests = []
-        for row in dict.fromkeys(rows["row"]):
-            if row == settings.baseline:
+        for row, baseline in _compared(list(dict.fromkeys(rows["row"])), settings, against):
+            if row not in by_row or baseline not in by_row:
                 continue
+            base = by_row[baseline]
             if set(by_row[row].index) != set(base.index):
                 raise ValueError(
-                    f"{where}: row {row!r} and the baseline {settings.baseline!r} were "
+                    f"{where}: row {row!r} and the baseline {baseline!r} were "
                     f"evaluated on different queries ({len(by_row[row])} vs {len(base)}); "
                     "evaluate both against the same qrels"
                 )
@@ -170,7 +173,7 @@ def paired_tests(
                 {
                     **where,
                     "row": row,
-                    "baseline": settings.baseline,
+                    "baseline": baseline,
                     "queries": len(base),
                     "mean": float(by_row[row].mean()),
                     "baseline_mean": float(base.mean()),
@@ -181,6 +184,17 @@ def paired_tests(
         found += _holm(tests, settings.alpha)
     columns = [*cell, *TEST_COLUMNS]
     return pd.DataFrame(found, columns=columns) if found else pd.DataFrame(columns=columns)
+
+
+def _compared(
+    rows: Sequence[str], settings: Settings, against: Mapping[str, str] | None
+) -> list[tuple[str, str]]:
+    """(row, the row it is tested against) of a cell's ``rows``, in their order."""
+    if against is not None:
+        return [(row, against[row]) for row in rows if row in against]
+    if settings.baseline not in rows:
+        return []
+    return [(row, settings.baseline) for row in rows if row != settings.baseline]
 
 
 def _holm(tests: list[dict], alpha: float) -> list[dict]:
@@ -218,7 +232,7 @@ def describe(
     if not sizes:
         return f"No significance tests: the baseline {baseline_label} has no cell in any column."
     family = (
-        f"the {sizes[0]} systems compared per column"
+        f"the {sizes[0]} system{'s' if sizes[0] != 1 else ''} compared per column"
         if len(sizes) == 1
         else f"the systems compared per column ({sizes[0]}–{sizes[-1]})"
     )

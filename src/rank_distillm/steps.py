@@ -166,7 +166,12 @@ def write_teacher_table(
     num_queries: int | None,
     depth: int,
     seed: int,
+    first_stage_run: Path | None = None,
+    published: Path | None = None,
 ) -> None:
+    """The teacher table (``first_stage_run``: sub-sampled to the first stage's top
+    ``depth``). ``published`` is the authors' sub-sample at this depth: the table must hold
+    exactly its pairs and ranks, else both outputs are removed and the step fails."""
     from rank_distillm import training_tables
 
     training_tables.write_teacher_table(
@@ -177,7 +182,10 @@ def write_teacher_table(
         depth,
         seed,
         known_queries=_training_query_ids(manifests, dataset_id),
+        first_stage_run=first_stage_run,
     )
+    if published is not None:
+        training_tables.require_published(out_table, out_stats, published)
 
 
 def write_hard_negative_table(

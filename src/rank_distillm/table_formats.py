@@ -44,13 +44,17 @@ _LATEX_SYMBOLS = {
     "–": "--",
     "—": "---",
     "Δ": r"$\Delta$",
+    "≈": r"$\approx$",
+    "≠": r"$\neq$",
 }
 
 
 @dataclass(frozen=True)
 class DisplayTable:
-    """``values[i][j]``: row ``i``, column ``j`` (NaN: no value); ``markers`` and
-    ``references`` (the paper's figures, NaN where it has none) have the same shape."""
+    """``values[i][j]``: row ``i``, column ``j`` (NaN: no value); ``markers``,
+    ``references`` (the paper's figures, NaN where it has none) and ``compared`` (text
+    shown after the cell, e.g. the authors' run's figure with a test's symbol; the LaTeX
+    table gives it a row labelled ``compared_label``) have the same shape."""
 
     title: str
     rows: Sequence[str]
@@ -61,6 +65,8 @@ class DisplayTable:
     notes: Sequence[str] = field(default_factory=tuple)
     measure: str = ""
     groups: Sequence[str] | None = None  # a spanning header per column (first stages)
+    compared: Sequence[Sequence[str]] | None = None
+    compared_label: str = ""
 
     def __post_init__(self) -> None:
         shape = (len(self.rows), len(self.columns))
@@ -68,8 +74,10 @@ class DisplayTable:
             raise ValueError(f"values have shape {self.values.shape}, expected {shape}")
         if self.references is not None and self.references.shape != shape:
             raise ValueError(f"references have shape {self.references.shape}, expected {shape}")
-        if self.markers is not None and [len(m) for m in self.markers] != [shape[1]] * shape[0]:
-            raise ValueError(f"markers must have shape {shape}")
+        for name in ("markers", "compared"):
+            given = getattr(self, name)
+            if given is not None and [len(m) for m in given] != [shape[1]] * shape[0]:
+                raise ValueError(f"{name} must have shape {shape}")
         if self.groups is not None and len(self.groups) != shape[1]:
             raise ValueError(f"{len(self.groups)} groups for {shape[1]} columns")
 
@@ -82,6 +90,10 @@ class DisplayTable:
 
     def marker(self, i: int, j: int) -> str:
         return self.markers[i][j] if self.markers is not None else ""
+
+    def beside(self, i: int, j: int) -> str:
+        """The ``compared`` text of a cell ("" without)."""
+        return self.compared[i][j] if self.compared is not None else ""
 
     def reference(self, i: int, j: int) -> float:
         return float(self.references[i, j]) if self.references is not None else math.nan
@@ -143,7 +155,8 @@ def markdown(table: DisplayTable, footer: Sequence[str] = ()) -> str:
             if not math.isnan(paper):
                 diff = "" if math.isnan(value) else f"; {signed(difference(value, paper))}"
                 text = f"{text} ({paper:.{DIGITS}f}{diff})"
-            cells.append(text)
+            beside = table.beside(i, j)
+            cells.append(f"{text} {beside}" if beside else text)
         lines.append(f"| {_md_escape(row)} | " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"- {note}" for note in _notes(table, MD_REFERENCES)]
@@ -226,6 +239,10 @@ def latex(table: DisplayTable, label: str = "tab:model-zoo") -> str:
             ]
             out.append(" & ".join([r"\quad\textit{paper}", *shown]) + r" \\")
             out.append(" & ".join([r"\quad$\Delta$", *diffs]) + r" \\")
+        beside = [table.beside(i, j) for j in range(len(table.columns))]
+        if any(beside):
+            label = r"\quad\textit{" + latex_text(table.compared_label) + "}"
+            out.append(" & ".join([label, *(latex_text(t) for t in beside)]) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(out) + "\n"
 
@@ -269,6 +286,8 @@ def html_page(table: DisplayTable, footer: Sequence[str] = ()) -> str:
             if not math.isnan(paper):
                 diff = "" if math.isnan(value) else f"; {signed(difference(value, paper))}"
                 text += f' <span class="ref">({paper:.{DIGITS}f}{html.escape(diff)})</span>'
+            if table.beside(i, j):
+                text += f' <span class="ref">{html.escape(table.beside(i, j))}</span>'
             cells.append(f'<td class="value">{text}</td>')
         body.append(f'<tr><th scope="row">{_html_text(row)}</th>{"".join(cells)}</tr>')
     notes = "".join(f"<li>{_html_text(note)}</li>" for note in _notes(table, MD_REFERENCES))

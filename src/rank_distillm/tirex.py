@@ -221,7 +221,8 @@ def restrict_to_common_queries(metrics: pd.DataFrame, run_queries: pd.DataFrame)
     return pd.concat(kept, ignore_index=True)
 
 
-def _geometric_mean(values: Iterable[float]) -> float:
+def geometric_mean(values: Iterable[float]) -> float:
+    """exp(mean(log x)); 0 when a value is 0 or less."""
     values = list(values)
     if any(v <= 0 for v in values):
         return 0.0
@@ -284,7 +285,7 @@ def aggregate(
         values = {
             "groups_mean": part["value"].mean(),
             "tasks_mean": task_values.mean(),
-            "groups_geomean": _geometric_mean(part["value"]),
+            "groups_geomean": geometric_mean(part["value"]),
         }
         for name, value in values.items():
             rows.append(

@@ -12,13 +12,13 @@ rule the figures follow.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from rank_distillm import table_formats, tirex
+from rank_distillm import reproduction, table_formats, tirex
 from rank_distillm.io import atomic_output, atomic_write_text
 
 PathLike = str | os.PathLike[str]
@@ -42,6 +42,58 @@ def tirex_table(aggregates: Mapping[str, pd.DataFrame], measure: str = "nDCG@10"
     table.index.name = "system"
     table.columns.name = None
     return table
+
+
+def with_references(
+    table: pd.DataFrame, references: Mapping[str, Mapping[str, float]], rows: Sequence[str]
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The table with its rows in ``rows`` order, a system with references but no runs
+    added as a row of NaN (its paper figures shown alone), and the references aligned to
+    the cells (None when there are none). ``references``: system -> column -> figure."""
+    order = [row for row in rows if row in table.index or row in references]
+    order += [row for row in table.index if row not in order]
+    table = table.reindex(order)
+    given = [references.get(row, {}) for row in order]
+    found = np.array(
+        [[figures.get(column, np.nan) for column in table.columns] for figures in given],
+        dtype=float,
+    ).reshape(table.shape)
+    return table, found if np.isfinite(found).any() else None
+
+
+def _csv(
+    table: pd.DataFrame,
+    markers: list[list[str]],
+    papers: np.ndarray | None,
+    published: Mapping[tuple, pd.Series],
+) -> pd.DataFrame:
+    """The CSV: figures, then a marker column per group, then ``paper``/``diff`` columns
+    for the columns with a paper figure (diff: reproduced - paper), then the comparison
+    with the authors' runs per group (``reproduction.csv_columns``)."""
+    csv = table.copy()
+    groups = [c for c in table.columns if c not in AGGREGATE_COLUMNS.values()]
+    for group in groups:
+        j = list(table.columns).index(group)
+        csv[f"sig {group}"] = [row[j] for row in markers]
+    if papers is not None:
+        for j, column in enumerate(table.columns):
+            if np.isfinite(papers[:, j]).any():
+                csv[f"paper {column}"] = papers[:, j]
+                csv[f"diff {column}"] = table[column].to_numpy(dtype=float) - papers[:, j]
+    columns = {group: (group,) for group in groups}
+    for name, values in reproduction.csv_columns(published, list(table.index), columns).items():
+        csv[name] = values
+    return csv
+
+
+def _tests(tests: pd.DataFrame | None, published: pd.DataFrame | None) -> pd.DataFrame:
+    """The tests file: the tests against the baseline, then those against the authors'
+    runs (``baseline`` names the authors' run)."""
+    if published is None or published.empty:
+        return pd.DataFrame() if tests is None else tests
+    if tests is None:
+        return published
+    return pd.concat([tests, published[list(tests.columns)]], ignore_index=True)
 
 
 def overall_figure(aggregates: Mapping[str, pd.DataFrame], measure: str = "nDCG@10") -> dict:
@@ -99,26 +151,37 @@ def write_tirex_tables(
     tests: pd.DataFrame | None = None,
     tests_note: str | None = None,
     latex_label: str = "tab:tirex",
+    references: Mapping[str, Mapping[str, float]] | None = None,
+    rows: Sequence[str] = (),
+    published: pd.DataFrame | None = None,
+    published_note: str | None = None,
 ) -> pd.DataFrame:
     """``outputs``: ``md``, ``csv``, ``tex`` and ``html`` (per group and aggregates),
     ``tasks`` (per task), ``tests`` (one line per test), ``png`` (per-group chart).
     ``tests`` (``significance.paired_tests`` per ``group``, with a ``system`` label column)
-    put markers on the group columns; ``tests_note`` says what they mean. Each file is
-    written atomically."""
-    table = tirex_table(aggregates, measure)
+    put markers on the group columns; ``tests_note`` says what they mean. ``references``
+    (system -> group or aggregate column -> the paper's figure) sit beside the cells, and
+    a system with references but no runs gets a row of its own; ``rows`` orders the
+    systems. ``published`` (``reproduction.tests`` per ``group``, ``system`` our label):
+    rows against the authors' runs, shown after the cells, in the CSV and the tests file,
+    explained by ``published_note``. Each file is written atomically."""
+    table, papers = with_references(tirex_table(aggregates, measure), references or {}, rows)
     lines = notes(selection, rule, aggregates)
-    if tests_note:
-        lines.insert(0, tests_note)
-    groups = [c for c in table.columns if c not in AGGREGATE_COLUMNS.values()]
-    found = {} if tests is None else tests.set_index(["system", "group"])
-    markers = [
+    lines[:0] = [note for note in (tests_note, published_note) if note]
+    found, theirs = (
+        {} if frame is None else reproduction.by_key(frame, ("group",), "system")
+        for frame in (tests, published)
+    )
+    cells = [[(system, column) for column in table.columns] for system in table.index]
+    markers = [[str(found[c]["marker"]) if c in found else "" for c in row] for row in cells]
+    compared = [
         [
-            str(found.loc[(system, column), "marker"]) if (system, column) in found.index else ""
-            for column in table.columns
+            reproduction.text(theirs[c]["reproduced"], theirs[c]["baseline_mean"])
+            if c in theirs
+            else ""
+            for c in row
         ]
-        if tests is not None
-        else [""] * len(table.columns)
-        for system in table.index
+        for row in cells
     ]
     shown = table_formats.DisplayTable(
         title=title,
@@ -126,27 +189,27 @@ def write_tirex_tables(
         columns=list(table.columns),
         values=table.to_numpy(dtype=float).reshape(table.shape),
         markers=markers,
+        references=papers,
         notes=[f"Cells: {measure} per corpus group, then aggregated.", *lines],
         measure=measure,
+        compared=compared if theirs else None,
+        compared_label="authors' run",
     )
-    csv = table.copy()
-    for j, group in enumerate(groups):
-        csv[f"sig {group}"] = [row[j] for row in markers]
     with atomic_output(outputs["csv"]) as tmp:
-        csv.to_csv(tmp, float_format="%.6g")
+        _csv(table, markers, papers, theirs).to_csv(tmp, float_format="%.6g")
     tasks = aggregates["tasks"]
     with atomic_output(outputs["tasks"]) as tmp:
         tasks[tasks["measure"] == measure].to_csv(tmp, index=False, float_format="%.6g")
     if "tests" in outputs:
-        frame = tests if tests is not None else pd.DataFrame()
         with atomic_output(outputs["tests"]) as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.6g")
+            _tests(tests, published).to_csv(tmp, index=False, float_format="%.6g")
     atomic_write_text(outputs["md"], table_formats.markdown(shown))
     if "tex" in outputs:
         atomic_write_text(outputs["tex"], table_formats.latex(shown, latex_label))
     if "html" in outputs:
         atomic_write_text(outputs["html"], table_formats.html_page(shown))
-    fig = _chart(table, groups, title, measure)
+    groups = [c for c in table.columns if c not in AGGREGATE_COLUMNS.values()]
+    fig = _chart(table.dropna(how="all"), groups, title, measure)
     with atomic_output(outputs["png"]) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     return table

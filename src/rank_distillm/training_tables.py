@@ -29,6 +29,7 @@ from rank_distillm import io as trec_io
 LOGGER = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ["query_id", "doc_id", "rank", "target"]
+_PAIR = ["query_id", "doc_id"]
 TABLE_SCHEMA = pa.schema(
     [
         ("query_id", pa.string()),
@@ -53,6 +54,93 @@ def sample_query_ids(query_ids: list[str], num_queries: int | None, seed: int) -
     if num_queries > len(query_ids):
         raise ValueError(f"asked for {num_queries} queries, the run has {len(query_ids)}")
     return set(random.Random(seed).sample(query_ids, num_queries))
+
+
+# --------------------------------------------------------------------------- depth
+
+
+def first_stage_top(
+    first_stage_run: Path, query_ids: set[str], depth: int, chunk_lines: int = 2_000_000
+) -> pd.DataFrame:
+    """The (query_id, doc_id) pairs of ``query_ids`` whose rank in ``first_stage_run`` is
+    at most ``depth`` (the file's rank column, as the authors' ``subsample.py`` reads it).
+
+    The run is streamed, so memory grows with ``len(query_ids) x depth``, not with the
+    run (the paper's ColBERTv2 training run is ~9 GB; its teacher has 10,000 queries). A
+    run whose queries are not contiguous is read whole instead, with a warning.
+    """
+
+    def cut(run: pd.DataFrame) -> pd.DataFrame:
+        return run.loc[run["query_id"].isin(query_ids) & (run["rank"] <= depth), _PAIR]
+
+    try:
+        parts = [cut(chunk) for chunk in trec_io.iter_run_chunks(first_stage_run, chunk_lines)]
+    except trec_io.RunNotGrouped as error:
+        LOGGER.warning("%s; reading the whole run into memory instead of streaming it", error)
+        parts = [cut(trec_io.read_run(first_stage_run))]
+    top = pd.concat(parts, ignore_index=True)
+    missing = len(query_ids - set(top["query_id"]))
+    if missing:
+        LOGGER.warning(
+            "%d of %d teacher queries are not in the first-stage run %s (no passages kept)",
+            missing,
+            len(query_ids),
+            first_stage_run,
+        )
+    return top
+
+
+def subsample(teacher: pd.DataFrame, first_stage_top: pd.DataFrame) -> pd.DataFrame:
+    """The paper's depth sub-sampling (``utils/subsample.py`` of webis-de/rank-distillm):
+    the teacher's pairs that are in ``first_stage_top`` (:func:`first_stage_top`), each
+    query's ordered by the teacher's score, highest first.
+
+    Ties are broken as the authors' pandas code breaks them: by doc id, ascending, as
+    numbers when every id of the chunk reads as a number (MS MARCO's do), else as text.
+    Queries keep the teacher run's order; the rank column is renumbered by the caller.
+    """
+    kept = teacher.merge(first_stage_top, on=_PAIR, how="inner")
+    numeric = pd.to_numeric(kept["doc_id"], errors="coerce")
+    doc_order = numeric if not numeric.isna().any() else kept["doc_id"]
+    queries = pd.Series(pd.factorize(kept["query_id"])[0], index=kept.index)
+    order = pd.DataFrame({"query": queries, "score": kept["score"], "doc": doc_order})
+    order = order.sort_values(["query", "score", "doc"], ascending=[True, False, True])
+    return kept.loc[order.index].reset_index(drop=True)
+
+
+def compare_with_run(table: Path, run_path: Path) -> str | None:
+    """None if the training table holds exactly the run's (query, doc, rank) triples (e.g.
+    a table sub-sampled here against the authors' published sub-sample), else what differs."""
+    ours = pq.read_table(table, columns=["query_id", "doc_id", "rank"]).to_pandas()
+    theirs = trec_io.read_run(run_path)[["query_id", "doc_id", "rank"]]
+    ours["rank"] = ours["rank"].astype("int64")
+    both = ours.merge(theirs, how="outer", indicator=True)
+    differ = both[both["_merge"] != "both"]
+    if differ.empty:
+        return None
+    first = differ.sort_values("_merge", kind="stable").iloc[0]  # ours first
+    return (
+        f"{int((differ['_merge'] == 'left_only').sum())} (query, doc, rank) rows only in "
+        f"{table}, {int((differ['_merge'] == 'right_only').sum())} only in {run_path} "
+        f"(first: query {first['query_id']}, doc {first['doc_id']}, rank {first['rank']}; "
+        f"{differ['query_id'].nunique()} queries differ)"
+    )
+
+
+def require_published(out_table: Path, out_stats: Path, published: Path) -> None:
+    """Fail unless the table equals the authors' published sub-sample (removing the table
+    and its statistics, so nothing half-right looks complete)."""
+    difference = compare_with_run(out_table, published)
+    if difference is None:
+        LOGGER.info("%s equals the published sub-sample %s", out_table, published)
+        return
+    out_table.unlink()
+    out_stats.unlink()
+    raise ValueError(
+        f"the sub-sampled teacher table differs from the published {published}: {difference}. "
+        "Train on the published file instead (a teacher with it as train_run) or drop it "
+        "from the teacher's published_subsamples"
+    )
 
 
 # --------------------------------------------------------------------------- writing
@@ -143,26 +231,33 @@ def write_teacher_table(
     seed: int,
     known_queries: set[str] | None = None,
     chunk_lines: int = 2_000_000,
+    first_stage_run: Path | None = None,
 ) -> dict[str, float]:
-    """Stage-2 data: the teacher's top ``depth`` of ``num_queries`` sampled queries.
+    """Stage-2 data: ``num_queries`` sampled queries of the teacher run, ``depth`` passages each.
 
-    Ranks are renumbered 1..n per query in teacher order; target = depth - rank + 1 (the
-    paper's rank targets, higher is better). Queries with fewer than ``depth`` passages
-    are kept with what they have, and counted.
+    Without ``first_stage_run``, the teacher's top ``depth`` (the whole run when ``depth``
+    is the depth it ranked). With it, the paper's depth sub-sampling
+    (:func:`subsample`): the teacher's pairs whose first-stage rank is at most ``depth``,
+    ordered by the teacher's score. Ranks are renumbered 1..n per query; target =
+    depth - rank + 1 (the paper's rank targets, higher is better). Queries with fewer than
+    ``depth`` passages are kept with what they have, and counted.
     """
     keep = sample_query_ids(trec_io.run_query_ids(teacher_run), num_queries, seed)
     _check_query_texts(keep, known_queries, str(teacher_run))
+    top = None if first_stage_run is None else first_stage_top(first_stage_run, keep, depth)
     short = 0
 
     def process(run: pd.DataFrame) -> pd.DataFrame:
         nonlocal short
-        run = trec_io.truncate_run(run[run["query_id"].isin(keep)], depth)
+        run = run[run["query_id"].isin(keep)]
+        run = trec_io.truncate_run(run, depth) if top is None else subsample(run, top)
         run["rank"] = run.groupby("query_id", sort=False).cumcount() + 1
         short += int((run.groupby("query_id", sort=False).size() < depth).sum())
         run["target"] = (depth - run["rank"] + 1).astype("float32")
         return run
 
-    stats = _build(teacher_run, process, out_table, out_stats, {"depth": depth}, chunk_lines)
+    extra = {"depth": depth, "first_stage_cut": int(top is not None)}
+    stats = _build(teacher_run, process, out_table, out_stats, extra, chunk_lines)
     if short:
         LOGGER.warning(
             "%d of %d teacher queries have fewer than %d passages", short, len(keep), depth

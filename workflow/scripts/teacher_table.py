@@ -1,10 +1,12 @@
-# Rule teacher_table: a teacher run cut to queries x depth (stage 2 data).
+# Rule teacher_table: a teacher run cut to queries x depth (stage 2 data), sub-sampled to
+# the first stage's top depth when the depth is below the teacher's.
 from pathlib import Path
 
 from rank_distillm.logs import log_to
 from rank_distillm.steps import write_teacher_table
 
 p = snakemake.params
+first_stage, published = snakemake.input.get("first_stage"), snakemake.input.get("published")
 with log_to(snakemake.log[0]):
     write_teacher_table(
         p.manifests,
@@ -15,4 +17,6 @@ with log_to(snakemake.log[0]):
         num_queries=p.num_queries,
         depth=p.depth,
         seed=p.seed,
+        first_stage_run=Path(first_stage) if first_stage else None,
+        published=Path(published) if published else None,
     )
