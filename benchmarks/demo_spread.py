@@ -33,6 +33,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.workflow_runner import copy_workflow, isolated_env, snakemake  # noqa: E402
+
 FIGURES = ("DL19", "DL20", "mean", "TIREx")
 
 
@@ -47,8 +49,6 @@ def experiment_of(workdir: Path, configs: list[Path]) -> Any:
 
 def prepare(workdir: Path, configs: list[Path]) -> None:
     """Run the workflow up to the training tables, first-stage runs and docstores."""
-    from tests.workflow_runner import snakemake
-
     exp = experiment_of(workdir, configs)
     targets = {exp.model_table(model) for model in exp.models}
     targets |= {exp.first_stage_run(stage, split) for stage, split in exp.pairs}
@@ -60,8 +60,9 @@ def prepare(workdir: Path, configs: list[Path]) -> None:
         raise SystemExit(result.stderr[-3000:])
 
 
-def train_models(exp: Any, out: Path, seed: int) -> dict[str, Path]:
-    """Build the tiny backbones and train every model in config order; their checkpoints."""
+def train_models(exp: Any, out: Path, seed: int, only: list[str]) -> dict[str, Path]:
+    """Build the tiny backbones and train every model (or those in ``only``) in config
+    order; their checkpoints."""
     from rank_distillm import steps
 
     starts: dict[str, Path] = {}
@@ -71,6 +72,8 @@ def train_models(exp: Any, out: Path, seed: int) -> dict[str, Path]:
             steps.build_tiny_backbone(exp.manifests(), exp.collection, backbone.tiny, starts[name])
     checkpoints = {}
     for name, model in exp.models.items():
+        if only and name not in only:
+            continue
         start = checkpoints.get(model.start) or starts.get(model.start) or exp.model_start(name)
         checkpoints[name] = out / "models" / name / "checkpoint"
         steps.train_checkpoint(
@@ -129,6 +132,15 @@ def figures_of(exp: Any, checkpoints: dict[str, Path], out: Path) -> dict[str, d
     return figures
 
 
+def loss_curve(path: Path, parts: int = 10) -> list[float]:
+    """The mean training loss of each tenth of the steps."""
+    import pandas as pd
+
+    losses = pd.read_csv(path)["loss"]
+    size = max(len(losses) // parts, 1)
+    return [round(float(losses[i : i + size].mean()), 3) for i in range(0, len(losses), size)]
+
+
 def variant(args: argparse.Namespace) -> None:
     """One variant, in this (fresh) process: pins first, then torch."""
     from rank_distillm import numerics
@@ -141,33 +153,52 @@ def variant(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING)
     os.chdir(args.workdir)
     torch.set_num_threads(args.threads)
-    numerics.report()
+    numerics.enforce()
     exp = experiment_of(Path("."), [Path(c).resolve() for c in args.config])
     out = Path(args.out)
-    started = time.perf_counter()
-    checkpoints = train_models(exp, out, args.seed)
-    trained = time.perf_counter() - started
+    started, cpu = time.perf_counter(), time.process_time()
+    checkpoints = train_models(exp, out, args.seed, args.models)
+    trained, trained_cpu = time.perf_counter() - started, time.process_time() - cpu
     figures = figures_of(exp, checkpoints, out)
-    result = {"figures": figures, "train_seconds": trained}
+    result = {
+        "figures": figures,
+        "train_seconds": trained,
+        "train_cpu_seconds": trained_cpu,
+        "loss": {name: loss_curve(path.parent / "loss.csv") for name, path in checkpoints.items()},
+    }
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def run_variant(workdir: Path, configs: list[Path], seed: int, threads: int, portable: str) -> dict:
-    name = f"s{seed}-t{threads}-{'portable' if portable == 'on' else 'native'}"
+def run_variant(
+    workdir: Path,
+    configs: list[Path],
+    options: argparse.Namespace,
+    seed: int,
+    threads: int,
+    portable: str,
+) -> dict:
+    tag = "-".join(c.stem for c in configs)
+    name = f"{tag}-s{seed}-t{threads}-{'portable' if portable == 'on' else 'native'}".strip("-")
     command = [
         sys.executable, __file__, "variant", "--workdir", str(workdir), "--out",
         str(workdir / "spread" / name), "--seed", str(seed), "--threads", str(threads),
         "--portable", portable, *(x for c in configs for x in ("--config", str(c))),
+        *(x for m in options.models for x in ("--models", m)),
     ]  # fmt: skip
     started = time.perf_counter()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "IR_DATASETS_HOME": str(workdir / ".irds")}
+    env = isolated_env(workdir)
+    if options.passive:  # on a busy machine: spinning OpenMP threads slow everyone down 10x
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     if result.returncode or not lines:
         raise SystemExit(f"{name} failed:\n{result.stderr[-3000:]}")
     found = json.loads(lines[-1].removeprefix("RESULT "))
     seconds = time.perf_counter() - started
-    print(f"{name}: {seconds:.0f} s (training {found['train_seconds']:.0f} s)", file=sys.stderr)
+    training = f"training {found['train_seconds']:.0f} s, {found['train_cpu_seconds']:.0f} s CPU"
+    print(f"{name}: {seconds:.0f} s ({training})", file=sys.stderr, flush=True)
+    for model, curve in found["loss"].items():
+        print(f"  {model} loss: {curve}", file=sys.stderr, flush=True)
     return {"variant": name, "seed": seed, "threads": threads, "portable": portable, **found}
 
 
@@ -196,10 +227,10 @@ def main() -> None:
     parser.add_argument("--config", type=Path, action="append", default=[], help="extra config")
     parser.add_argument("--workdir", type=Path, help="keep (and reuse) the working copy here")
     parser.add_argument("--jobs", type=int, default=1, help="variants run at once")
+    parser.add_argument("--passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE")
+    parser.add_argument("--models", action="append", default=[], help="train only these")
     parser.add_argument("--out", type=Path, help="also write every variant's figures (JSON)")
     args = parser.parse_args()
-    from tests.workflow_runner import copy_workflow
-
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         if not (workdir / "Snakefile").exists():
@@ -210,7 +241,7 @@ def main() -> None:
             (s, t, p) for p in args.portable for t in args.threads for s in args.seeds
         ]  # fmt: skip
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(lambda v: run_variant(workdir, configs, *v), variants))
+            results = list(pool.map(lambda v: run_variant(workdir, configs, args, *v), variants))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(table(results))
@@ -225,6 +256,7 @@ if __name__ == "__main__":
         parser.add_argument("--seed", type=int, required=True)
         parser.add_argument("--threads", type=int, required=True)
         parser.add_argument("--config", action="append", default=[])
+        parser.add_argument("--models", action="append", default=[])
         variant(parser.parse_args())
     else:
         main()

@@ -41,6 +41,7 @@ def _onednn_applies(x: torch.Tensor) -> bool:
         and not torch.is_autocast_enabled("cpu")
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
         and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
         and not portable_numerics_enabled()  # portable numerics fix the kernels: MKL
     )
 

@@ -19,17 +19,19 @@ A CPU job's floating-point order is decided by four things; with the switch on
   same results on Intel and Intel-compatible CPUs, given a fixed thread count, which
   its reproducibility conditions ask to hold with ``MKL_DYNAMIC=FALSE`` and
   ``OMP_DYNAMIC=FALSE``.
-- **oneDNN** has no such guarantee (its kernels' blocking follows the CPU's ISA and
-  cache sizes), so nothing runs through it: the lean re-ranking pass asks
+- **oneDNN** has no such guarantee (its JIT kernels follow the CPU's ISA, its matrix
+  blocking the cache sizes), so nothing runs through it: ATen's oneDNN switch is
+  turned off (ATen hands GELU to oneDNN otherwise), and the lean re-ranking pass asks
   :func:`portable_numerics_enabled` and computes its linear layers with MKL instead.
 
 bf16 is not covered: ``precision: auto`` resolves to fp32 on a CPU in portable mode
 (:mod:`rank_distillm.precision`). The variables must be in place before torch loads
 its libraries, so :func:`pin` is called first thing in a process; it sets them, marks
 the environment (inherited by training subprocesses), and fails if torch is already
-running with other settings. :func:`report` checks what torch and MKL actually use and
-says it in the job log. Evidence and measurements: docs/benchmarks.md ("Portable
-numerics"); the two-capability test: tests/test_portable_numerics.py.
+running with other settings. :func:`enforce`, called once torch is imported, turns
+ATen's oneDNN switch off, checks what torch and MKL actually use and says it in the job
+log. Evidence and measurements: docs/benchmarks.md ("Portable numerics"); the
+two-capability test: tests/test_portable_numerics.py.
 """
 
 from __future__ import annotations
@@ -142,21 +144,26 @@ def pin(enabled: bool) -> None:
         _effective_settings()
 
 
-def check() -> str:
-    """What this process computes with, in one line; under portable mode, a setting that
-    differs from its pin (torch was started before :func:`pin`, or a child process lost
-    the environment) is an error."""
-    if not portable_numerics_enabled():
-        return (
+def enforce() -> str:
+    """Make this process's torch follow portable mode, check that ATen and MKL do, and
+    log what it computes with; returns the log line. Called by every step that computes
+    (in each training process too), after torch is imported.
+
+    Under portable mode, ATen's switch for oneDNN is turned off: ATen otherwise hands
+    some fp32 operations to oneDNN itself (GELU forward and backward), whose JIT kernels
+    follow the CPU. A setting that differs from its pin (torch was started before
+    :func:`pin`, or a child process lost the environment) is an error.
+    """
+    if portable_numerics_enabled():
+        import torch
+
+        torch.backends.mkldnn.enabled = False
+        line = f"portable numerics on (compute.portable_numerics): {_effective_settings()}"
+    else:
+        line = (
             "portable numerics off (compute.portable_numerics): kernels chosen for this "
             f"CPU ({_describe_unpinned()}); figures may differ on another CPU"
         )
-    return f"portable numerics on (compute.portable_numerics): {_effective_settings()}"
-
-
-def report() -> str:
-    """:func:`check`, said in the job log."""
-    line = check()
     LOGGER.info(line)
     return line
 
@@ -186,8 +193,9 @@ def _effective_settings() -> str:
     return (
         f"ATen kernels AVX2 (ATEN_CPU_CAPABILITY=avx2; this CPU would run {natural}), MKL "
         f"CNR branch {mkl['CNR']} with a fixed thread count (MKL_CBWR={PINS['MKL_CBWR']}, "
-        "MKL_DYNAMIC=FALSE, OMP_DYNAMIC=FALSE), no oneDNN kernels (re-ranking's linear "
-        f"layers run through MKL), {torch.get_num_threads()} torch threads, "
+        "MKL_DYNAMIC=FALSE, OMP_DYNAMIC=FALSE), no oneDNN kernels (ATen's oneDNN switch "
+        "off; re-ranking's linear layers run through MKL), "
+        f"{torch.get_num_threads()} torch threads, "
         "bf16 autocast not used on the CPU"
     )
 
@@ -198,7 +206,8 @@ def _describe_unpinned() -> str:
     mkl = _mkl_state()
     return (
         f"ATen {torch.backends.cpu.get_cpu_capability()} kernels, MKL CNR:{mkl.get('CNR')}, "
-        f"oneDNN kernels in re-ranking, {torch.get_num_threads()} torch threads"
+        f"oneDNN {'on' if torch.backends.mkldnn.enabled else 'off'}, "
+        f"{torch.get_num_threads()} torch threads"
     )
 
 

@@ -77,7 +77,7 @@ def build_tiny_backbone(
     from rank_distillm import numerics
     from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra
 
-    numerics.report()
+    numerics.enforce()
     dataset = datasets.load(collection_id, manifests)
     texts = (text for _, text in datasets.iter_doc_texts(dataset))
     parameters = build_tiny_electra(texts, TinyElectraSettings(**settings), out_dir)
@@ -220,7 +220,7 @@ def train_checkpoint(
     from rank_distillm.train import TrainSettings, train
     from rank_distillm.training_tables import read_table
 
-    numerics.report()  # in every training process
+    numerics.enforce()  # in every training process
     values = dict(settings)
     if "adam_betas" in values:
         values["adam_betas"] = tuple(values["adam_betas"])
@@ -289,7 +289,7 @@ def rerank_first_stages(
     from rank_distillm import numerics
     from rank_distillm.model import PairEncoder, load_cross_encoder
 
-    numerics.report()
+    numerics.enforce()
     model, tokenizer = load_cross_encoder(str(checkpoint))
     encoder = PairEncoder(tokenizer, model.query_length, model.doc_length)
     for job in jobs:
