@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-STEPS = 30  # optimizer steps per model: enough to move every weight
+STEPS = 10  # optimizer steps per model: enough to move every weight
 
 
 def sha256(path: Path) -> str:
