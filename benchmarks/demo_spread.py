@@ -23,6 +23,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.workflow_runner import copy_workflow, isolated_env, snakemake  # noqa: E402
+from tests.workflow_runner import (  # noqa: E402
+    WORKFLOW_FILES,
+    copy_workflow,
+    isolated_env,
+    snakemake,
+)
 
 FIGURES = ("DL19", "DL20", "mean", "TIREx")
 
@@ -233,8 +239,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
-        if not (workdir / "Snakefile").exists():
-            copy_workflow(workdir)
+        for name in WORKFLOW_FILES:  # a kept working copy gets this checkout's workflow
+            target = workdir / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        copy_workflow(workdir)
         configs = [c.resolve() for c in args.config]
         prepare(workdir, configs)
         variants = [
