@@ -24,6 +24,7 @@ rule rerank:
         ],
         batch_size=config["rerank"]["batch_size"],
         precision=config["rerank"]["precision"],
+        portable_numerics=COMPUTE["portable_numerics"],
     resources:
         gpu=1,
         mem_mb=COMPUTE["rerank_mem_mb"],

@@ -50,6 +50,7 @@ rule generate_teacher_run:
         num_queries=lambda wildcards: (
             EXP.teachers[wildcards.generated].queries if wildcards.split == "train" else None
         ),
+        portable_numerics=COMPUTE["portable_numerics"],
     resources:
         gpu=1,
         mem_mb=COMPUTE["rerank_mem_mb"],

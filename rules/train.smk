@@ -10,6 +10,7 @@ rule tiny_backbone:
         manifests=EXP.manifests(),
         collection=EXP.collection,
         settings=lambda wildcards: EXP.backbones[wildcards.backbone].tiny,
+        portable_numerics=COMPUTE["portable_numerics"],
     log:
         EXP.log("train", "backbone-{backbone}"),
     benchmark:
@@ -34,6 +35,7 @@ rule train_model:
         manifests=EXP.manifests(),
         dataset=EXP.train_dataset,
         threads=COMPUTE["train_threads"],
+        portable_numerics=COMPUTE["portable_numerics"],
     threads: COMPUTE["train_threads"]
     resources:
         gpu=COMPUTE["train_gpus"],

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from rank_distillm.backbone import wordpiece_tokenizer, wordpiece_vocabulary
 
@@ -54,3 +57,19 @@ def test_vocabulary_is_identical_across_processes() -> None:
     ]
     assert outputs[0] == outputs[1]
     assert len(json.loads(outputs[0])) == 300
+
+
+def test_initial_weights_follow_the_initializer_range(tmp_path: Path) -> None:
+    """The tiny model's init scale is a setting (ELECTRA's 0.02 is for hidden size 768)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra
+
+    texts = [f"alpha beta gamma delta {i}" for i in range(50)]
+    settings = TinyElectraSettings(hidden_size=32, intermediate_size=64, initializer_range=0.1)
+    build_tiny_electra(texts, settings, tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["initializer_range"] == 0.1
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    query = weights["encoder.layer.0.attention.self.query.weight"]
+    assert float(torch.std(query)) == pytest.approx(0.1, rel=0.1)

@@ -17,7 +17,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from rank_distillm import cli, evaluate, steps  # noqa: E402
+from rank_distillm import cli, evaluate, numerics, steps  # noqa: E402
 from rank_distillm.backbone import build_tiny_electra  # noqa: E402
 from rank_distillm.datasets import iter_doc_texts, load  # noqa: E402
 from rank_distillm.model import load_cross_encoder, save_cross_encoder  # noqa: E402
@@ -151,6 +151,30 @@ def test_rerank_with_a_collection_on_disk(demo: dict[str, Path], tmp_path: Path)
     # The docstore is built once and reused.
     assert cli.main(rerank_args(demo, tmp_path / "again.run", *files)) == 0
     assert list((tmp_path / "cache" / "collections").iterdir()) == stores
+
+
+@pytest.mark.skipif(
+    numerics.unsupported(numerics.cpu_flags()) is not None, reason="needs an AVX2 CPU"
+)
+def test_rerank_with_portable_numerics_pins_them_before_torch(
+    demo: dict[str, Path], tmp_path: Path
+) -> None:
+    """As the demo's rerank rule computes (compute.portable_numerics), in a fresh process."""
+    out = tmp_path / "portable.run"
+    manifest = ["--dataset", SPLIT, "--manifest", str(demo["manifest"])]
+    result = subprocess.run(
+        [shutil.which("rank-distillm"), *rerank_args(demo, out, *manifest), "--portable-numerics"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "portable numerics on" in result.stderr
+    assert "MKL CNR branch COMPATIBLE" in result.stderr
+    assert len(out.read_text().splitlines()) == len(
+        (demo["root"] / "step.run").read_text().splitlines()
+    )
 
 
 def test_console_script_is_installed_and_explains_every_option() -> None:

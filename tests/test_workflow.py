@@ -80,6 +80,32 @@ def test_the_ordering_that_holds_over_seeds_and_thread_counts(zoo: pd.DataFrame)
     assert mean[BM25] < mean[STAGE1] < mean[DISTILLED]
 
 
+def markdown_tables(text: str) -> list[list[str]]:
+    """Every Markdown table in ``text``, as its lines (header, rule, rows)."""
+    tables: list[list[str]] = []
+    current: list[str] = []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append(line.rstrip())
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def test_readme_shows_the_demo_table_a_fresh_clone_makes(demo: Path) -> None:
+    """README's demo table is this run's model-zoo.md table, cell for cell (portable
+    numerics make it the same on every x86-64 CPU with AVX2)."""
+    from tests.workflow_runner import REPO
+
+    (zoo,) = markdown_tables((demo / "results" / "demo" / "model-zoo.md").read_text())
+    readme = REPO.joinpath("README.md").read_text()
+    section = readme[readme.index("## What the demo does") : readme.index("## What lands in")]
+    shown = [table for table in markdown_tables(section) if table[0] == zoo[0]]
+    assert len(shown) == 1, f"README's demo section needs one table headed {zoo[0]!r}"
+    assert shown[0] == zoo
+
+
 def test_table_numbers_are_computed_from_the_runs(demo: Path, zoo: pd.DataFrame) -> None:
     """Recompute two cells from the run files and qrels the workflow wrote."""
     data = demo / "results" / "demo" / "data" / "rank-distillm-demo"

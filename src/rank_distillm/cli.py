@@ -200,6 +200,9 @@ def default_tag(checkpoint: str) -> str:
 
 
 def run_rerank(args: argparse.Namespace) -> int:
+    from rank_distillm import numerics
+
+    numerics.pin(args.portable_numerics)  # first: before anything starts torch
     from rank_distillm import steps
 
     run = existing_file("--run", args.run)
@@ -330,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto: bf16 autocast on a GPU and on CPUs with AMX-BF16 or AVX512-BF16, fp32 "
         "elsewhere, as config rerank.precision; the log says which (default: %(default)s)",
+    )
+    rerank.add_argument(
+        "--portable-numerics",
+        action="store_true",
+        help="the same bits on every x86-64 CPU with AVX2, as config "
+        "compute.portable_numerics (on in the demo): give it to reproduce a demo run's file",
     )
     rerank.add_argument(
         "--threads",

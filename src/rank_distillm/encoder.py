@@ -4,7 +4,9 @@ A cross-encoder reads one vector per pair, so the last layer needs its query, ou
 feed-forward projections for ``[CLS]`` alone (keys and values still cover every token):
 that skips ~7% of a 12-layer model's work. On a CPU at fp32, linear layers run as oneDNN
 kernels with the bias, GELU and residual add fused in (about 15% faster than the MKL
-kernels ``torch.nn.functional.linear`` dispatches to on AMD EPYC; see docs/benchmarks.md).
+kernels ``torch.nn.functional.linear`` dispatches to on AMD EPYC; see docs/benchmarks.md),
+except under portable numerics (:mod:`rank_distillm.numerics`): oneDNN's results depend on
+the CPU, so the layers then run through MKL as in training.
 Everything else is the backbone's own modules and weights, and the result equals
 ``ElectraModel(...).last_hidden_state[:, 0]`` to float tolerance (tests/test_encoder.py).
 
@@ -17,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import ElectraModel
+
+from rank_distillm.numerics import portable_numerics_enabled
 
 
 def supports(backbone: nn.Module) -> bool:
@@ -37,6 +41,8 @@ def _onednn_applies(x: torch.Tensor) -> bool:
         and not torch.is_autocast_enabled("cpu")
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
         and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+        and not portable_numerics_enabled()  # portable numerics fix the kernels: MKL
     )
 
 

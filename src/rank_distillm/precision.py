@@ -6,6 +6,8 @@ on the development machine (AMD EPYC with ``avx512_bf16``, no AMX; docs/benchmar
 bf16 autocast re-ranked ~1.5x and trained ~1.8x faster than fp32; the issue's Xeon with
 AMX-BF16 measured 2.25x and ~2x. Without either instruction set, bf16 runs through
 conversions and is several times slower than fp32, so ``auto`` stays at fp32 there.
+Under portable numerics (:mod:`rank_distillm.numerics`) a CPU job's results must not
+depend on the CPU, and bf16 kernels do: ``auto`` is fp32 there, and bf16 is an error.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import contextlib
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+
+from rank_distillm.numerics import cpu_flags, portable_numerics_enabled
 
 LOGGER = logging.getLogger(__name__)
 
@@ -47,17 +50,14 @@ class Precision:
         return torch.autocast(torch.device(device).type, dtype=DTYPES[self.dtype])
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The first processor's feature flags (empty where /proc/cpuinfo is unreadable)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
+def normalized(setting: str) -> str:
+    """A config's ``precision`` in this module's spelling; an unknown value is an error."""
+    setting = ALIASES.get(setting, setting)
+    if setting not in SETTINGS:
+        raise ValueError(
+            f"precision must be one of {', '.join(SETTINGS)} (or 'no' for fp32), got {setting!r}"
+        )
+    return setting
 
 
 def choose(
@@ -69,14 +69,18 @@ def choose(
 
     ``flags`` are the CPU's feature flags (read from /proc/cpuinfo when ``None``).
     """
-    setting = ALIASES.get(setting, setting)
-    if setting not in SETTINGS:
+    setting = normalized(setting)
+    kind = torch.device(device).type
+    portable = kind == "cpu" and portable_numerics_enabled()
+    if portable and setting in ("bf16", "fp16"):
         raise ValueError(
-            f"precision must be one of {', '.join(SETTINGS)} (or 'no' for fp32), got {setting!r}"
+            f"precision: {setting} on a CPU cannot give portable results (bf16 kernels "
+            "differ between CPUs); set precision: fp32, or compute.portable_numerics: false"
         )
     if setting != "auto":
         return Precision(setting, f"precision: {setting} was configured")
-    kind = torch.device(device).type
+    if portable:
+        return Precision("fp32", "auto: portable numerics on a CPU, fp32")
     if kind == "cuda":
         return Precision("bf16", "auto: CUDA device, bf16 autocast")
     if kind != "cpu":

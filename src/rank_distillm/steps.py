@@ -74,8 +74,10 @@ def write_docstore_marker(manifests: Paths, corpus: str, out_json: Path) -> None
 def build_tiny_backbone(
     manifests: Paths, collection_id: str, settings: Mapping[str, Any], out_dir: Path
 ) -> None:
+    from rank_distillm import numerics
     from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra
 
+    numerics.enforce()
     dataset = datasets.load(collection_id, manifests)
     texts = (text for _, text in datasets.iter_doc_texts(dataset))
     parameters = build_tiny_electra(texts, TinyElectraSettings(**settings), out_dir)
@@ -221,10 +223,12 @@ def train_checkpoint(
     loss_log: Path,
     settings: Mapping[str, Any],
 ) -> None:
+    from rank_distillm import numerics
     from rank_distillm.texts import DatasetTexts
     from rank_distillm.train import TrainSettings, train
     from rank_distillm.training_tables import read_table
 
+    numerics.enforce()  # in every training process
     values = dict(settings)
     if "adam_betas" in values:
         values["adam_betas"] = tuple(values["adam_betas"])
@@ -290,8 +294,10 @@ def rerank_first_stages(
     """Re-rank several first-stage runs with one checkpoint, loaded once. Each job names
     ``dataset``, ``first_stage_run``, ``out_run`` and ``depth``; ``device`` and
     ``precision`` as in :func:`_rerank_run`."""
+    from rank_distillm import numerics
     from rank_distillm.model import PairEncoder, load_cross_encoder
 
+    numerics.enforce()
     model, tokenizer = load_cross_encoder(str(checkpoint))
     encoder = PairEncoder(tokenizer, model.query_length, model.doc_length)
     for job in jobs:

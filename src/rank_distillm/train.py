@@ -91,7 +91,7 @@ class TrainSettings:
             raise ValueError(f"save_every_steps must be >= 1, got {self.save_every_steps}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        precisions.choose(self.precision, "cpu", flags=())  # fails early on a typo
+        precisions.normalized(self.precision)  # fails early on a typo
 
 
 def total_optimizer_steps(settings: TrainSettings, usable_queries: int) -> int:

@@ -1,8 +1,13 @@
 # Rule generate_teacher_run: an open LLM re-ranks the first stage's top candidates.
 from pathlib import Path
 
-from rank_distillm.logs import log_to
-from rank_distillm.steps import write_generated_teacher_run
+from rank_distillm import numerics
+
+# First, before torch starts (config compute.portable_numerics).
+numerics.pin(snakemake.params.portable_numerics)
+
+from rank_distillm.logs import log_to  # noqa: E402
+from rank_distillm.steps import write_generated_teacher_run  # noqa: E402
 
 p = snakemake.params
 with log_to(snakemake.log[0]):

@@ -1,8 +1,13 @@
 # Rule rerank: re-rank every first-stage cell with one checkpoint.
-import torch
+from rank_distillm import numerics
 
-from rank_distillm.logs import log_to
-from rank_distillm.steps import rerank_first_stages
+# First, before torch starts (config compute.portable_numerics).
+numerics.pin(snakemake.params.portable_numerics)
+
+import torch  # noqa: E402
+
+from rank_distillm.logs import log_to  # noqa: E402
+from rank_distillm.steps import rerank_first_stages  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
