@@ -44,7 +44,7 @@ def word(i: int) -> str:
 
 
 def generate(root: Path, passages: int, queries: int, depth: int, seed: int = 0) -> None:
-    from rank_distillm.datasets import Manifest
+    from rank_distillm.data.datasets import Manifest
 
     rng = random.Random(seed)
     vocabulary = [word(i) for i in range(WORDS)]
@@ -78,14 +78,14 @@ def generate(root: Path, passages: int, queries: int, depth: int, seed: int = 0)
 
 
 def step_docstore(root: Path) -> dict:
-    from rank_distillm import datasets
+    from rank_distillm.data import datasets
 
     return {"docs": datasets.build_docstore(datasets.load("bench", [root / "manifest.json"]))}
 
 
 def step_stage1_table(root: Path) -> dict:
-    from rank_distillm import datasets
-    from rank_distillm.training_tables import write_hard_negative_table
+    from rank_distillm.data import datasets
+    from rank_distillm.training.tables import write_hard_negative_table
 
     dataset = datasets.load("bench/train", [root / "manifest.json"])
     stats = write_hard_negative_table(
@@ -102,7 +102,7 @@ def step_stage1_table(root: Path) -> dict:
 
 
 def step_teacher_table(root: Path) -> dict:
-    from rank_distillm.training_tables import write_teacher_table
+    from rank_distillm.training.tables import write_teacher_table
 
     stats = write_teacher_table(
         root / "teacher.run", root / "stage2.parquet", root / "stage2.json", 10_000, 100, 42
@@ -114,12 +114,13 @@ def step_loader(root: Path, table: str, sampler: str, batches: int) -> dict:
     """Samples -> texts -> tokens -> padded tensors, as the trainer builds them."""
     import torch
 
-    from rank_distillm import datasets, sampling
-    from rank_distillm.backbone import wordpiece_tokenizer, wordpiece_vocabulary
-    from rank_distillm.model import PairEncoder
-    from rank_distillm.texts import DatasetTexts
-    from rank_distillm.train_data import BatchBuilder, sample_steps
-    from rank_distillm.training_tables import read_table
+    from rank_distillm.data import datasets
+    from rank_distillm.data.texts import DatasetTexts
+    from rank_distillm.model.pair_encoder import PairEncoder
+    from rank_distillm.model.tiny_backbone import wordpiece_tokenizer, wordpiece_vocabulary
+    from rank_distillm.training import sampling
+    from rank_distillm.training.batches import BatchBuilder, sample_steps
+    from rank_distillm.training.tables import read_table
 
     torch.set_num_threads(1)
     started = time.perf_counter()

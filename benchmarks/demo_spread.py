@@ -99,8 +99,11 @@ def figures_of(exp: Any, checkpoints: dict[str, Path], out: Path) -> dict[str, d
     import pandas as pd
     import torch
 
-    from rank_distillm import datasets, evaluate, steps, tirex
-    from rank_distillm import io as trec_io
+    from rank_distillm import steps
+    from rank_distillm.data import datasets
+    from rank_distillm.data import trec as trec_io
+    from rank_distillm.evaluation import measures as evaluate
+    from rank_distillm.evaluation import tirex
 
     torch.set_num_threads(1)  # as the rerank rule
     figures = {}
@@ -149,7 +152,7 @@ def loss_curve(path: Path, parts: int = 10) -> list[float]:
 
 def variant(args: argparse.Namespace) -> None:
     """One variant, in this (fresh) process: pins first, then torch."""
-    from rank_distillm import numerics
+    from rank_distillm.model import numerics
 
     numerics.pin(args.portable == "on")
     import logging

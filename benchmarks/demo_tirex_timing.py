@@ -21,11 +21,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import ir_datasets  # noqa: E402
 import torch  # noqa: E402
 
-from rank_distillm import datasets, demo_tirex  # noqa: E402
-from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra  # noqa: E402
-from rank_distillm.evaluate import evaluate_run  # noqa: E402
-from rank_distillm.model import PairEncoder, load_cross_encoder  # noqa: E402
-from rank_distillm.rerank import rerank  # noqa: E402
+from rank_distillm.data import datasets, demo_tirex  # noqa: E402
+from rank_distillm.evaluation.measures import evaluate_run  # noqa: E402
+from rank_distillm.evaluation.rerank import rerank  # noqa: E402
+from rank_distillm.model.checkpoints import load_cross_encoder  # noqa: E402
+from rank_distillm.model.pair_encoder import PairEncoder  # noqa: E402
+from rank_distillm.model.tiny_backbone import TinyElectraSettings, build_tiny_electra  # noqa: E402
 from rank_distillm.retrieve import bm25, build_index  # noqa: E402
 
 QUERY_LENGTH, DOC_LENGTH, MODELS, BATCH = 16, 40, 2, 128  # as config.yaml's demo

@@ -52,8 +52,9 @@ def timed(function, device: str) -> tuple[float, float]:
 def ours_rerank(data: dict, backbone: Path, args: argparse.Namespace) -> dict:
     import pandas as pd
 
-    from rank_distillm.model import PairEncoder, load_cross_encoder
-    from rank_distillm.rerank import rerank
+    from rank_distillm.evaluation.rerank import rerank
+    from rank_distillm.model.checkpoints import load_cross_encoder
+    from rank_distillm.model.pair_encoder import PairEncoder
 
     settings = data["settings"]
     model, tokenizer = load_cross_encoder(
@@ -91,14 +92,14 @@ def ours_rerank(data: dict, backbone: Path, args: argparse.Namespace) -> dict:
 
 
 def ours_train(data: dict, backbone: Path, args: argparse.Namespace) -> dict:
-    """The adapter to ``rank_distillm.train``: the only code that knows its signature."""
+    """The adapter to ``rank_distillm.training.loop``: the only code that knows its signature."""
     import tempfile
 
     import pandas as pd
 
-    from rank_distillm.texts import MappingTexts
-    from rank_distillm.train import TrainSettings, train
-    from rank_distillm.training_tables import TrainingTable
+    from rank_distillm.data.texts import MappingTexts
+    from rank_distillm.training.loop import TrainSettings, train
+    from rank_distillm.training.tables import TrainingTable
 
     settings = data["settings"]
     rows = [

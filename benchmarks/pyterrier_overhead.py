@@ -26,11 +26,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra  # noqa: E402
-from rank_distillm.datasets import truncate_words  # noqa: E402
-from rank_distillm.model import load_cross_encoder, save_cross_encoder  # noqa: E402
+from rank_distillm.data.datasets import truncate_words  # noqa: E402
+from rank_distillm.evaluation.rerank import rerank  # noqa: E402
+from rank_distillm.model.checkpoints import load_cross_encoder, save_cross_encoder  # noqa: E402
+from rank_distillm.model.tiny_backbone import TinyElectraSettings, build_tiny_electra  # noqa: E402
 from rank_distillm.pyterrier import CrossEncoderReranker  # noqa: E402
-from rank_distillm.rerank import rerank  # noqa: E402
 
 WORDS = [f"w{i}" for i in range(3000)]
 

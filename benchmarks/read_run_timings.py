@@ -1,4 +1,4 @@
-"""Time ``rank_distillm.io.read_run`` on a large generated run file.
+"""Time ``rank_distillm.data.trec.read_run`` on a large generated run file.
 
 The checks in ``read_run`` (duplicates, rank ties, rank/score disagreements, depths) must
 not slow it down noticeably on the run sizes the paper uses (hundreds of millions of lines).
@@ -53,7 +53,7 @@ def main() -> None:
         generate(args.file, args.queries, args.depth)
         print(f"generated {args.file} in {time.perf_counter() - started:.0f} s")
 
-    from rank_distillm import io as trec_io
+    from rank_distillm.data import trec as trec_io
 
     print(f"module: {trec_io.__file__}")
     wall, cpu = [], []

@@ -19,9 +19,10 @@ from pathlib import Path
 
 TABLES_IN_PROCESS = """
 from rank_distillm.experiment import from_config, load_config
-from rank_distillm.report_files import ReportSpec, rebuild_tables
+from rank_distillm.report.files import rebuild_tables
+from rank_distillm.report_plan import report_spec
 config = load_config(["config.yaml"], "schemas/config.schema.yaml")
-rebuild_tables(ReportSpec.from_experiment(from_config(config), config))
+rebuild_tables(report_spec(from_config(config), config))
 """
 
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from rank_distillm.llm_teacher import GenerationSettings, generate_teacher_run  # noqa: E402
-from rank_distillm.llm_teacher.tiny_lm import TinyLMSettings, build_tiny_lm  # noqa: E402
-from rank_distillm.llm_teacher.window import window_spans  # noqa: E402
-from rank_distillm.texts import MappingTexts  # noqa: E402
+from rank_distillm.data.texts import MappingTexts  # noqa: E402
+from rank_distillm.teachers.llm import GenerationSettings, generate_teacher_run  # noqa: E402
+from rank_distillm.teachers.llm.tiny_lm import TinyLMSettings, build_tiny_lm  # noqa: E402
+from rank_distillm.teachers.llm.window import window_spans  # noqa: E402
 
 WORDS = [
     "the",

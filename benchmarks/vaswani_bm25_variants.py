@@ -21,8 +21,8 @@ import ir_datasets  # noqa: E402
 import ir_measures  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rank_distillm import datasets  # noqa: E402
-from rank_distillm.evaluate import aggregate, evaluate_run  # noqa: E402
+from rank_distillm.data import datasets  # noqa: E402
+from rank_distillm.evaluation.measures import aggregate, evaluate_run  # noqa: E402
 from rank_distillm.retrieve import bm25, build_index  # noqa: E402
 from tests.test_vaswani import bm25s_run  # noqa: E402
 

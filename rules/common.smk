@@ -6,7 +6,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from rank_distillm import experiment as experiments
-from rank_distillm.config_check import ConfigSchemaError, validate_config
+from rank_distillm.config.check import ConfigSchemaError, validate_config
 
 
 try:

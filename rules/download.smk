@@ -1,7 +1,7 @@
 # Downloads: run files named in config `downloads` (the paper's Zenodo records), MD5-checked
 # against the configured MD5, or where none is published against the one recorded in
-# checksums/<file>.md5 at the first download (rank_distillm.download.fetch).
-from rank_distillm.download import checksum_path
+# checksums/<file>.md5 at the first download (rank_distillm.data.download.fetch).
+from rank_distillm.data.download import checksum_path
 
 DOWNLOADS = config["downloads"]
 

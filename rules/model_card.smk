@@ -2,7 +2,7 @@
 # log, training-table statistics and evaluation figures. It sits beside the checkpoint
 # folder, not in it: the folder is train_model's directory output, which no other rule
 # may write into. docs/using-a-model.md shows how to upload both to the hub.
-from rank_distillm.model_card import card_facts
+from rank_distillm.report_plan import card_facts
 
 
 rule model_card:

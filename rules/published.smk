@@ -3,9 +3,9 @@
 # first stages with `published` re-rank), evaluated with their notebook's rules, and
 # laid out as the paper's tables beside the printed figures. No GPU, no documents:
 # `snakemake published --configfile configs/paper.yaml` makes only these.
-# rank_distillm.published (paths), .published_archive, .published_eval and
+# rank_distillm.data.published (paths), .published_archive, .published_eval and
 # .published_tables hold the logic.
-from rank_distillm.published import PublishedSpec
+from rank_distillm.data.published import PublishedSpec
 
 PUBLISHED = None
 if config.get("published"):

@@ -3,15 +3,16 @@
 # baseline, a loss curve per trained model, per-job runtime and memory, and the config and
 # package versions: all flagged for `snakemake --report results/<experiment>/report.html`.
 # `snakemake tables` rebuilds the tables and plots from the metrics on disk and never
-# schedules an upstream job (see docs/report.md). rank_distillm.report_files holds the
+# schedules an upstream job (see docs/report.md). rank_distillm.report.files holds the
 # logic; the TIREx tables (rule tirex_tables) get the same formats and markers. With
 # config `published`, both tables also test each trained model against the authors' run
-# of its system (rank_distillm.reproduction), so they read those metrics files too.
-from rank_distillm.report_files import ReportSpec, loss_png
+# of its system (rank_distillm.evaluation.reproduction), so they read those metrics files too.
+from rank_distillm.report.files import loss_png
+from rank_distillm.report_plan import report_spec
 
 
 try:
-    REPORT = ReportSpec.from_experiment(EXP, config, PUBLISHED)
+    REPORT = report_spec(EXP, config, PUBLISHED)
 except ValueError as error:
     raise WorkflowError(f"config: {error}") from None
 

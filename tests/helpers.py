@@ -14,9 +14,9 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra  # noqa: E402
-from rank_distillm.texts import MappingTexts  # noqa: E402
-from rank_distillm.training_tables import TrainingTable  # noqa: E402
+from rank_distillm.data.texts import MappingTexts  # noqa: E402
+from rank_distillm.model.tiny_backbone import TinyElectraSettings, build_tiny_electra  # noqa: E402
+from rank_distillm.training.tables import TrainingTable  # noqa: E402
 
 #: A training table with its texts joined, as tests like to write them.
 TEXT_TABLE_COLUMNS = ["query_id", "query", "doc_id", "text", "rank", "target"]

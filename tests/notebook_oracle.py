@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyterrier as pt
 
-from rank_distillm import paper_tables
+from rank_distillm.data import paper_tables
 from tests.published_fixture import CRAN_NUMBERS, Judgements
 
 NDCG = ir_measures.nDCG @ 10

@@ -133,8 +133,8 @@ def passages_texts(collection: Path) -> list[str]:
 def _tiny_models(root: Path, texts: list[str]) -> dict[str, Path]:
     """Tiny stand-ins for google/electra-{base,large}-discriminator and the published
     webis/monoelectra checkpoints (lightning-ir layout), built offline."""
-    from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra
-    from rank_distillm.model import load_cross_encoder, save_cross_encoder
+    from rank_distillm.model.checkpoints import load_cross_encoder, save_cross_encoder
+    from rank_distillm.model.tiny_backbone import TinyElectraSettings, build_tiny_electra
 
     shapes = {"base": (16, 1), "large": (24, 2)}
     out = {}

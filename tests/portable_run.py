@@ -23,7 +23,7 @@ def sha256(path: Path) -> str:
 
 
 def main(workdir: Path, out: Path, portable: bool) -> None:
-    from rank_distillm import numerics
+    from rank_distillm.model import numerics
 
     numerics.pin(portable)  # before torch
     import os
@@ -31,7 +31,7 @@ def main(workdir: Path, out: Path, portable: bool) -> None:
     import torch
 
     from rank_distillm import experiment, steps
-    from rank_distillm import io as trec_io
+    from rank_distillm.data import trec as trec_io
 
     os.chdir(workdir)
     exp = experiment.from_config(

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from rank_distillm import io as trec_io
-from rank_distillm import paper_tables
+from rank_distillm.data import paper_tables
+from rank_distillm.data import trec as trec_io
 
 PREFIX = "data/experiments"
 TREC_DL_FILES = {

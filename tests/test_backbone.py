@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rank_distillm.backbone import wordpiece_tokenizer, wordpiece_vocabulary
+from rank_distillm.model.tiny_backbone import wordpiece_tokenizer, wordpiece_vocabulary
 
 TEXTS = ["the bronta rivers flow", "bronta bronta lake", "The lake is cold", "a river"]
 
@@ -44,8 +44,8 @@ def test_unseen_derived_form_keeps_the_stem_token() -> None:
 def test_vocabulary_is_identical_across_processes() -> None:
     """The tokenizers trainer is not (huggingface/tokenizers#1794); ours must be."""
     script = (
-        "import json, sys; from rank_distillm.demo import DemoSettings, generate;"
-        "from rank_distillm.backbone import wordpiece_vocabulary;"
+        "import json, sys; from rank_distillm.data.demo_collection import DemoSettings, generate;"
+        "from rank_distillm.model.tiny_backbone import wordpiece_vocabulary;"
         "texts = [p.text for p in generate(DemoSettings(topics=4)).passages];"
         "print(json.dumps(wordpiece_vocabulary(texts, 300)))"
     )
@@ -64,7 +64,7 @@ def test_initial_weights_follow_the_initializer_range(tmp_path: Path) -> None:
     import torch
     from safetensors.torch import load_file
 
-    from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra
+    from rank_distillm.model.tiny_backbone import TinyElectraSettings, build_tiny_electra
 
     texts = [f"alpha beta gamma delta {i}" for i in range(50)]
     settings = TinyElectraSettings(hidden_size=32, intermediate_size=64, initializer_range=0.1)

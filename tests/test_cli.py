@@ -17,10 +17,12 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from rank_distillm import cli, evaluate, numerics, steps  # noqa: E402
-from rank_distillm.backbone import build_tiny_electra  # noqa: E402
-from rank_distillm.datasets import iter_doc_texts, load  # noqa: E402
-from rank_distillm.model import load_cross_encoder, save_cross_encoder  # noqa: E402
+from rank_distillm import cli, steps  # noqa: E402
+from rank_distillm.data.datasets import iter_doc_texts, load  # noqa: E402
+from rank_distillm.evaluation import measures as evaluate  # noqa: E402
+from rank_distillm.model import numerics  # noqa: E402
+from rank_distillm.model.checkpoints import load_cross_encoder, save_cross_encoder  # noqa: E402
+from rank_distillm.model.tiny_backbone import build_tiny_electra  # noqa: E402
 from tests.helpers import TINY, one_torch_thread  # noqa: E402
 
 DEMO = "anywhere-cli-demo"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from rank_distillm.config_check import ConfigSchemaError, key_path, validate_config
+from rank_distillm.config.check import ConfigSchemaError, key_path, validate_config
 from tests.workflow_runner import REPO, copy_workflow, snakemake
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"

@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.datasets: local collections registered with ir_datasets."""
+"""Tests for rank_distillm.data.datasets: local collections registered with ir_datasets."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import ir_datasets  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rank_distillm import datasets  # noqa: E402
-from rank_distillm.datasets import Manifest, register_manifest, write_docs_tsv  # noqa: E402
+from rank_distillm.data import datasets  # noqa: E402
+from rank_distillm.data.datasets import Manifest, register_manifest, write_docs_tsv  # noqa: E402
 
 # Ids that look numeric (with leading zeros) must stay strings all the way through.
 DOCS_TSV = "d1\tthe cat sat on the mat\n0042\tforty two is the answer\nd3\tzebras are striped\n"

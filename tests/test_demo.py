@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.demo: the deterministic, learnable demo collection."""
+"""Tests for rank_distillm.data.demo_collection: the deterministic, learnable demo collection."""
 
 from __future__ import annotations
 
@@ -9,17 +9,18 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-# demo.write goes through rank_distillm.datasets, which imports ir_datasets.
+# demo.write goes through rank_distillm.data.datasets, which imports ir_datasets.
 if "IR_DATASETS_HOME" not in os.environ:
     os.environ["IR_DATASETS_HOME"] = tempfile.mkdtemp(prefix="ir_datasets-")
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rank_distillm import datasets, demo  # noqa: E402
-from rank_distillm import io as trec_io  # noqa: E402
-from rank_distillm.datasets import Manifest  # noqa: E402
-from rank_distillm.demo import QUESTION_WORDS, DemoSettings  # noqa: E402
+from rank_distillm.data import datasets  # noqa: E402
+from rank_distillm.data import demo_collection as demo
+from rank_distillm.data import trec as trec_io  # noqa: E402
+from rank_distillm.data.datasets import Manifest  # noqa: E402
+from rank_distillm.data.demo_collection import QUESTION_WORDS, DemoSettings  # noqa: E402
 
 SMALL = DemoSettings(
     seed=7,

@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.demo_tirex, and a TIREx run end to end on its corpora: local
+"""Tests for rank_distillm.data.demo_tirex, and a TIREx run end to end on its corpora: local
 TREC SGML (and JSONL) files through BM25, re-ranking, evaluation and the aggregates."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import ir_datasets  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rank_distillm import datasets, demo_tirex, tirex  # noqa: E402
-from rank_distillm.collection_formats import TitleBodyDoc  # noqa: E402
-from rank_distillm.evaluate import evaluate_run  # noqa: E402
+from rank_distillm.data import datasets, demo_tirex  # noqa: E402
+from rank_distillm.data.collection_formats import TitleBodyDoc  # noqa: E402
+from rank_distillm.evaluation import tirex  # noqa: E402
+from rank_distillm.evaluation.measures import evaluate_run  # noqa: E402
 from rank_distillm.retrieve import bm25, build_index  # noqa: E402
 
 SMALL = demo_tirex.settings_from_config(
@@ -120,8 +121,9 @@ def test_tirex_tasks_group_by_corpus() -> None:
 def test_sgml_corpus_through_bm25_reranking_and_evaluation(
     written: dict[str, Path], backbone_dir: Path, tmp_path: Path
 ) -> None:
-    from rank_distillm.model import PairEncoder, load_cross_encoder
-    from rank_distillm.rerank import rerank
+    from rank_distillm.evaluation.rerank import rerank
+    from rank_distillm.model.checkpoints import load_cross_encoder
+    from rank_distillm.model.pair_encoder import PairEncoder
 
     model, tokenizer = load_cross_encoder(str(backbone_dir), query_length=8, doc_length=24)
     encoder = PairEncoder(tokenizer, 8, 24)

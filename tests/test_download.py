@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rank_distillm import download as download_module
-from rank_distillm.download import DownloadError, download
+from rank_distillm.data import download as download_module
+from rank_distillm.data.download import DownloadError, download
 from tests.workflow_runner import copy_workflow, snakemake
 
 TEACHER_RUN = b"1002990 Q0 3227618 1 100 rank\n1002990 Q0 17 2 99 rank\n"
@@ -222,7 +222,7 @@ def test_malformed_md5_is_refused_before_any_request(server, tmp_path: Path) -> 
 def test_cut_connection_is_resumed_with_a_range_request(server, tmp_path, caplog) -> None:
     base, resources = server
     target = tmp_path / "truncated.bin"
-    with caplog.at_level(logging.INFO, logger="rank_distillm.download"):
+    with caplog.at_level(logging.INFO, logger="rank_distillm.data.download"):
         download(f"{base}/truncated.bin", target, PAYLOAD_MD5, **FAST)
     assert target.read_bytes() == PAYLOAD
     assert names(tmp_path) == ["truncated.bin"]
@@ -235,7 +235,7 @@ def test_cut_connection_is_resumed_with_a_range_request(server, tmp_path, caplog
 def test_connection_reset_is_retried(server, tmp_path, caplog) -> None:
     base, resources = server
     target = tmp_path / "reset.bin"
-    with caplog.at_level(logging.INFO, logger="rank_distillm.download"):
+    with caplog.at_level(logging.INFO, logger="rank_distillm.data.download"):
         download(f"{base}/reset.bin", target, PAYLOAD_MD5, **FAST)
     assert target.read_bytes() == PAYLOAD
     assert len(resources["/reset.bin"].requests) == 2
@@ -246,7 +246,7 @@ def test_connection_reset_is_retried(server, tmp_path, caplog) -> None:
 def test_503_twice_then_success(server, tmp_path, caplog) -> None:
     base, resources = server
     target = tmp_path / "flaky.bin"
-    with caplog.at_level(logging.INFO, logger="rank_distillm.download"):
+    with caplog.at_level(logging.INFO, logger="rank_distillm.data.download"):
         download(f"{base}/flaky.bin", target, PAYLOAD_MD5, **FAST)
     assert target.read_bytes() == PAYLOAD
     assert len(resources["/flaky.bin"].requests) == 3
@@ -259,7 +259,7 @@ def test_503_twice_then_success(server, tmp_path, caplog) -> None:
 def test_server_without_ranges_restarts_from_zero(server, tmp_path, caplog) -> None:
     base, resources = server
     target = tmp_path / "norange.bin"
-    with caplog.at_level(logging.INFO, logger="rank_distillm.download"):
+    with caplog.at_level(logging.INFO, logger="rank_distillm.data.download"):
         download(f"{base}/norange.bin", target, PAYLOAD_MD5, **FAST)
     assert target.read_bytes() == PAYLOAD  # not the first 70,000 bytes twice
     assert [r["range"] for r in resources["/norange.bin"].requests] == [None, f"bytes={CUT}-"]
@@ -269,7 +269,7 @@ def test_server_without_ranges_restarts_from_zero(server, tmp_path, caplog) -> N
 def test_timeout_is_retried(server, tmp_path: Path, caplog) -> None:
     base, resources = server
     target = tmp_path / "slow.bin"
-    with caplog.at_level(logging.INFO, logger="rank_distillm.download"):
+    with caplog.at_level(logging.INFO, logger="rank_distillm.data.download"):
         download(f"{base}/slow.bin", target, PAYLOAD_MD5, backoff=0.001, timeout=0.5)
     assert target.read_bytes() == PAYLOAD
     assert len(resources["/slow.bin"].requests) >= 2

@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.encoder: the lean [CLS]-only inference pass must give
+"""Tests for rank_distillm.model.lean_encoder: the lean [CLS]-only inference pass must give
 transformers' ELECTRA output to float tolerance, padded or not, at fp32 and under bf16."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import ElectraConfig, ElectraModel  # noqa: E402
 
-from rank_distillm import encoder  # noqa: E402
-from rank_distillm.model import CrossEncoder  # noqa: E402
+from rank_distillm.model import lean_encoder as encoder  # noqa: E402
+from rank_distillm.model.cross_encoder import CrossEncoder  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rank_distillm.evaluate import (
+from rank_distillm.data.trec import read_qrels
+from rank_distillm.evaluation.measures import (
     DEFAULT_MEASURES,
     DISPLAY_NAMES,
     aggregate,
@@ -18,7 +19,6 @@ from rank_distillm.evaluate import (
     relevance_notes,
     write_per_query,
 )
-from rank_distillm.io import read_qrels
 
 TREC_DL = Path(__file__).resolve().parents[2] / "shared" / "data" / "trec-dl"
 
@@ -88,7 +88,7 @@ def as_dict(per_query: pd.DataFrame) -> dict[tuple[str, str], float]:
 
 
 def test_evaluate_run_hand_computed(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="rank_distillm.evaluate"):
+    with caplog.at_level(logging.WARNING, logger="rank_distillm.evaluation.measures"):
         result = evaluate_run(RUN, QRELS)
     assert list(result.columns) == ["query_id", "measure", "value", "in_run"]
     in_run = result.drop_duplicates("query_id").set_index("query_id")["in_run"]

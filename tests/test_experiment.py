@@ -534,7 +534,7 @@ def test_paper_downloads_name_the_record_their_url_is_from(paper_config) -> None
 
 
 def test_paper_models_name_the_published_system_they_reproduce(paper_config) -> None:
-    from rank_distillm import paper_tables
+    from rank_distillm.data import paper_tables
 
     exp = from_config(paper_config)
     published = {name: exp.paper_systems.get(name) for name in exp.models}
@@ -551,7 +551,7 @@ def test_paper_models_name_the_published_system_they_reproduce(paper_config) -> 
 def test_published_models_fall_back_to_the_printed_figures(paper_config) -> None:
     """A model naming its published system (`paper_systems`) gets that system's printed
     figures as references without the config giving any; they are the printed ones."""
-    from rank_distillm import paper_tables
+    from rank_distillm.data import paper_tables
 
     bare = edited(paper_config, lambda c: c.update(references={}))
     exp = from_config(bare)

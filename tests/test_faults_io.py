@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rank_distillm.io import (
+from rank_distillm.data.trec import (
     TrecFormatError,
     read_qrels,
     read_qrels_with_report,

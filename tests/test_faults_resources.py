@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rank_distillm import evaluate
-from rank_distillm import io as trec_io
+from rank_distillm.data import atomic
+from rank_distillm.data import trec as trec_io
+from rank_distillm.evaluation import measures as evaluate
 
 
 @contextlib.contextmanager
@@ -93,6 +94,6 @@ def test_metrics_on_a_full_disk_leave_no_file(small_disk: Path) -> None:
 def test_read_only_file_system_is_named(read_only_disk: Path) -> None:
     target = read_only_disk / "model-zoo.md"
     with pytest.raises(OSError) as error:
-        trec_io.atomic_write_text(target, "# table\n")
+        atomic.atomic_write_text(target, "# table\n")
     assert f"{target}: could not write it (Read-only file system)" in str(error.value)
     assert "the file system is read-only" in str(error.value)

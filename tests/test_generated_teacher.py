@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from rank_distillm import io as trec_io
+from rank_distillm.data import trec as trec_io
 from tests.workflow_runner import copy_workflow, snakemake
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,7 @@ LABEL = "Tiny random LLM (generated teacher)"
 
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from rank_distillm.llm_teacher.tiny_lm import build_tiny_lm
+    from rank_distillm.teachers.llm.tiny_lm import build_tiny_lm
 
     workdir = copy_workflow(tmp_path_factory.mktemp("generated"))
     build_tiny_lm(workdir / "tiny-lm")

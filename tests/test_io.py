@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.io: TREC runs, qrels and topics."""
+"""Tests for rank_distillm.data.trec: TREC runs, qrels and topics."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rank_distillm import io as trec_io
-from rank_distillm.io import (
-    atomic_output,
-    atomic_write_text,
+from rank_distillm.data import trec as trec_io
+from rank_distillm.data.atomic import atomic_output, atomic_write_text
+from rank_distillm.data.trec import (
     rank_by_score,
     read_qrels,
     read_run,
@@ -302,7 +301,7 @@ def test_reading_a_large_file_is_announced_in_the_log(tmp_path, monkeypatch, cap
     path = tmp_path / "big.run"
     path.write_bytes(gzip.compress(SPACE_RUN.encode()))
     monkeypatch.setattr(trec_io, "_ANNOUNCE_BYTES", 10)
-    with caplog.at_level(logging.INFO, logger="rank_distillm.io"):
+    with caplog.at_level(logging.INFO, logger="rank_distillm.data.trec"):
         read_run(path)
     assert caplog.messages[0] == f"reading {path} (0.0 GiB, gzip)"
 
@@ -326,7 +325,7 @@ def test_chunks_hold_whole_queries_and_read_as_read_run_does(
     tmp_path: Path, chunk_lines: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = write(tmp_path, "run.txt", SPLIT_RUN)
-    with caplog.at_level(logging.WARNING, logger="rank_distillm.io"):
+    with caplog.at_level(logging.WARNING, logger="rank_distillm.data.trec"):
         chunks = list(trec_io.iter_run_chunks(path, chunk_lines))
     for chunk in chunks:
         assert list(chunk.columns) == trec_io.RUN_COLUMNS

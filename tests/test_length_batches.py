@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.length_batches: scoring a training batch in length-sorted
+"""Tests for rank_distillm.training.length_batches: scoring a training batch in length-sorted
 chunks gives the loss and the gradients of the single padded pass it replaced."""
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from rank_distillm import losses, sampling  # noqa: E402
-from rank_distillm.length_batches import (  # noqa: E402
+from rank_distillm.model.checkpoints import load_cross_encoder  # noqa: E402
+from rank_distillm.model.cross_encoder import CrossEncoder  # noqa: E402
+from rank_distillm.model.pair_encoder import PairEncoder  # noqa: E402
+from rank_distillm.training import losses, sampling  # noqa: E402
+from rank_distillm.training.batches import BatchBuilder  # noqa: E402
+from rank_distillm.training.length_batches import (
     pairs_per_chunk,
     score_query_lists,
     score_sorted,
     sort_by_length,
 )
-from rank_distillm.model import CrossEncoder, PairEncoder, load_cross_encoder  # noqa: E402
-from rank_distillm.train_data import BatchBuilder  # noqa: E402
 from tests.helpers import EXTRA_TEXTS, split_texts, training_table  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -18,19 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from rank_distillm import io as trec_io
-from rank_distillm.llm_teacher.backends import Sampling
-from rank_distillm.llm_teacher.generate import GenerationSettings, generate_teacher_run
-from rank_distillm.llm_teacher.parsing import RepairCounts, identifiers, parse_permutation
-from rank_distillm.llm_teacher.prompts import (
+from rank_distillm.data import trec as trec_io
+from rank_distillm.data.texts import MappingTexts
+from rank_distillm.teachers.llm.backends import Sampling
+from rank_distillm.teachers.llm.generate import GenerationSettings, generate_teacher_run
+from rank_distillm.teachers.llm.parsing import RepairCounts, identifiers, parse_permutation
+from rank_distillm.teachers.llm.prompts import (
     PromptBuilder,
     default_passage_words,
     listwise_messages,
     passage_content,
 )
-from rank_distillm.llm_teacher.tiny_lm import byte_tokenizer
-from rank_distillm.llm_teacher.window import apply_order, window_spans
-from rank_distillm.texts import MappingTexts
+from rank_distillm.teachers.llm.tiny_lm import byte_tokenizer
+from rank_distillm.teachers.llm.window import apply_order, window_spans
 
 REFERENCE = json.loads(
     (Path(__file__).parent / "data" / "rank_llm_reference.json").read_text(encoding="utf-8")
@@ -312,8 +312,8 @@ def test_repairs_are_counted_in_stats_and_log(tmp_path: Path, caplog) -> None:
 
 
 def test_candidates_read_in_chunks_are_the_sampled_top_depth(tmp_path: Path) -> None:
-    from rank_distillm.llm_teacher.generate import select_candidates
-    from rank_distillm.training_tables import sample_query_ids
+    from rank_distillm.data.query_sample import sample_query_ids
+    from rank_distillm.teachers.llm.generate import select_candidates
 
     texts = write_first_stage(tmp_path / "bm25.run", depth=5)
     whole = select_candidates(tmp_path / "bm25.run", texts, 3, num_queries=4, seed=7)
@@ -428,7 +428,7 @@ def test_partial_file_from_other_settings_is_refused(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from rank_distillm.llm_teacher.tiny_lm import build_tiny_lm
+    from rank_distillm.teachers.llm.tiny_lm import build_tiny_lm
 
     out = tmp_path_factory.mktemp("tiny-lm")
     build_tiny_lm(out)
@@ -452,9 +452,9 @@ KILL_SCRIPT = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     import torch
-    from rank_distillm.llm_teacher.backends import TransformersGenerator
-    from rank_distillm.llm_teacher.generate import GenerationSettings, generate_teacher_run
-    from rank_distillm.texts import MappingTexts
+    from rank_distillm.teachers.llm.backends import TransformersGenerator
+    from rank_distillm.teachers.llm.generate import GenerationSettings, generate_teacher_run
+    from rank_distillm.data.texts import MappingTexts
 
     torch.set_num_threads(1)
     data = json.loads(Path(sys.argv[1]).read_text())
@@ -481,7 +481,7 @@ def test_tiny_lm_end_to_end_and_resume_after_kill(
     """The real path (transformers, the tiny LM's chat template and tokenizer): a job killed
     with SIGKILL resumes with the queries not yet done and writes the same run as a job that
     was never interrupted."""
-    from rank_distillm.llm_teacher.backends import TransformersGenerator
+    from rank_distillm.teachers.llm.backends import TransformersGenerator
 
     texts = write_first_stage(tmp_path / "bm25.run", depth=12)
     settings = GenerationSettings(

@@ -1,4 +1,4 @@
-"""Tests for collections on disk (rank_distillm.collection_formats via datasets.Manifest):
+"""Tests for collections on disk (rank_distillm.data.collection_formats via datasets.Manifest):
 TREC SGML, TSV and JSONL documents, TREC and TSV topics, docstores outside the data."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ if "IR_DATASETS_HOME" not in os.environ:
 import ir_datasets  # noqa: E402
 import pytest  # noqa: E402
 
-from rank_distillm import datasets  # noqa: E402
-from rank_distillm.collection_formats import TitleBodyDoc  # noqa: E402
-from rank_distillm.datasets import Manifest  # noqa: E402
+from rank_distillm.data import datasets  # noqa: E402
+from rank_distillm.data.collection_formats import TitleBodyDoc  # noqa: E402
+from rank_distillm.data.datasets import Manifest  # noqa: E402
 
 SGML = """<DOC>
 <DOCNO> FT-1 </DOCNO>

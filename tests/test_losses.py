@@ -1,4 +1,4 @@
-"""Hand-computed checks for rank_distillm.losses."""
+"""Hand-computed checks for rank_distillm.training.losses."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rank_distillm.losses import (
+from rank_distillm.training.losses import (
     LOSSES,
     adr_mse,
     approx_ndcg,

@@ -1,5 +1,5 @@
-"""Tests for rank_distillm.model: the cross-encoder, its pair batches and its checkpoints
-in lightning-ir's layout (as published for ``webis/monoelectra-base``)."""
+"""Tests for rank_distillm.model: the cross-encoder, its pair batches and its checkpoints in
+lightning-ir's layout (as published for ``webis/monoelectra-base``)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,9 @@ import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from transformers import ElectraModel, PreTrainedTokenizerBase  # noqa: E402
 
-from rank_distillm.model import (  # noqa: E402
-    CrossEncoder,
-    PairEncoder,
-    load_cross_encoder,
-    save_cross_encoder,
-)
+from rank_distillm.model.checkpoints import load_cross_encoder, save_cross_encoder
+from rank_distillm.model.cross_encoder import CrossEncoder
+from rank_distillm.model.pair_encoder import PairEncoder
 from tests.helpers import (  # noqa: E402
     TINY,
     negative_text,

@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.model_card: hub model cards generated from the experiment and
+"""Tests for rank_distillm.report.model_card: hub model cards generated from the experiment and
 the run's files (loss log, training-table statistics, per-query metrics)."""
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import pytest
 import yaml
 from huggingface_hub import ModelCard
 
-from rank_distillm import evaluate, experiment, model_card, steps
+from rank_distillm import experiment, steps
+from rank_distillm.evaluation import measures as evaluate
+from rank_distillm.report import model_card
+from rank_distillm.report_plan import card_facts
 from tests.workflow_runner import REPO
 
 DEMO_MODEL = "tiny-electra.stage1.stage2-ranknet"
@@ -70,7 +73,7 @@ def write_run_files(facts: dict, offset: float = 0.0, steps_run: int = 12) -> No
 @pytest.fixture
 def demo_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, Path]:
     monkeypatch.chdir(tmp_path)  # the experiment's paths are relative to the working dir
-    facts = model_card.card_facts(load("config.yaml"), DEMO_MODEL)
+    facts = card_facts(load("config.yaml"), DEMO_MODEL)
     write_run_files(facts, offset=0.1)
     out = tmp_path / "results" / "demo" / "models" / DEMO_MODEL / "README.md"
     steps.write_model_card(facts, out)
@@ -78,7 +81,7 @@ def demo_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, Pa
 
 
 def test_facts_come_from_the_experiment() -> None:
-    facts = model_card.card_facts(load("config.yaml"), DEMO_MODEL)
+    facts = card_facts(load("config.yaml"), DEMO_MODEL)
     json.dumps(facts)  # plain data, as a Snakemake parameter
     assert facts["demo"] is True
     assert [step["name"] for step in facts["chain"]] == ["tiny-electra.stage1", "tiny-electra"]
@@ -103,7 +106,7 @@ def test_facts_come_from_the_experiment() -> None:
     assert facts["evaluation"][0]["metrics"] == f"results/demo/metrics/dl19/bm25/{DEMO_MODEL}.tsv"
     assert facts["usage"]["first_stage_run"] == "results/demo/runs/dl19/bm25/bm25.run"
 
-    paper = model_card.card_facts(load("configs/paper.yaml"), PAPER_MODEL)
+    paper = card_facts(load("configs/paper.yaml"), PAPER_MODEL)
     assert paper["demo"] is False
     assert paper["base_model"] == "google/electra-base-discriminator"
     assert [step["kind"] for step in paper["chain"]] == ["model", "backbone"]
@@ -113,7 +116,7 @@ def test_facts_come_from_the_experiment() -> None:
     assert paper["data"]["simulated_noise"] is None
     assert paper["recipe"]["learning_rate"] == 1e-5  # the paper's value
     assert paper["usage"]["manifests"] == []
-    stage1 = model_card.card_facts(load("configs/paper.yaml"), "electra-base.stage1")
+    stage1 = card_facts(load("configs/paper.yaml"), "electra-base.stage1")
     assert stage1["data"]["kind"] == "hard_negatives"
     assert stage1["data"]["first_stage"] == "ColBERTv2"
     assert stage1["data"]["depth"] == 200
@@ -179,7 +182,7 @@ def test_missing_figures_and_bad_loss_logs_fail_naming_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    facts = model_card.card_facts(load("config.yaml"), DEMO_MODEL)
+    facts = card_facts(load("config.yaml"), DEMO_MODEL)
     write_run_files(facts)
     metrics = Path(facts["evaluation"][1]["metrics"])
     frame = evaluate.read_per_query(metrics)
@@ -237,7 +240,7 @@ def test_a_generated_teacher_is_named_with_its_llm(tmp_path: Path) -> None:
             }
         )
     )
-    facts = model_card.card_facts(load("config.yaml", str(extra)), "tiny-electra.llm")
+    facts = card_facts(load("config.yaml", str(extra)), "tiny-electra.llm")
     assert facts["data"]["generated_by"] == "some-org/some-llm"
     sentence = model_card._data_sentence(
         facts,

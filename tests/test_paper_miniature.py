@@ -97,7 +97,7 @@ def test_trained_models_against_the_authors_runs_of_their_systems(
     """Each trained row that `paper_systems` maps to an authors' system carries that
     system's published run over the queries both runs contain, the Holm p-value of the
     paired test and whether it is reproduced; rows that are not trained models do not."""
-    from rank_distillm.evaluate import read_per_query
+    from rank_distillm.evaluation.measures import read_per_query
 
     results = miniature / "results" / "paper"
     paper = yaml.safe_load((miniature / "configs" / "paper.yaml").read_text())

@@ -1,4 +1,4 @@
-"""The notebook's printed tables (rank_distillm.paper_tables): parsed as printed, and
+"""The notebook's printed tables (rank_distillm.data.paper_tables): parsed as printed, and
 consistent with themselves wherever two tables or a mean print the same figure."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from rank_distillm import paper_tables
-from rank_distillm.paper_tables import Printed
+from rank_distillm.data import paper_tables
+from rank_distillm.data.paper_tables import Printed
 
 DL19, DL20 = "msmarco-passage/trec-dl-2019/judged", "msmarco-passage/trec-dl-2020/judged"
 MAIN = "monoelectra-base-dual-rank-distillm-colbert"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from rank_distillm import numerics
+from rank_distillm.model import numerics
 from tests.workflow_runner import REPO, isolated_env
 
 MAX_SCORE_DIFFERENCE_MEASURED = "see the docstring"
@@ -199,7 +199,7 @@ def test_torch_started_before_the_pins_is_an_error() -> None:
     assert result.returncode != 0
     assert "PortableNumericsError" in result.stderr
     assert "MKL reports CNR:OFF" in result.stderr
-    assert "torch was started before rank_distillm.numerics.pin()" in result.stderr
+    assert "torch was started before rank_distillm.model.numerics.pin()" in result.stderr
 
 
 def test_the_reranking_pass_leaves_onednn_under_portable_numerics(
@@ -207,7 +207,7 @@ def test_the_reranking_pass_leaves_onednn_under_portable_numerics(
 ) -> None:
     import torch
 
-    from rank_distillm import encoder
+    from rank_distillm.model import lean_encoder as encoder
 
     x = torch.ones(2, 4)
     onednn = encoder._onednn_applies(x)
@@ -217,7 +217,7 @@ def test_the_reranking_pass_leaves_onednn_under_portable_numerics(
 
 
 def test_precision_under_portable_numerics(clean_environment: pytest.MonkeyPatch) -> None:
-    from rank_distillm import precision
+    from rank_distillm.model import precision
 
     clean_environment.setenv(numerics.MARKER, "1")
     assert precision.choose("auto", "cpu", flags={"amx_bf16"}).dtype == "fp32"

@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.precision: what ``precision: auto`` picks, and why."""
+"""Tests for rank_distillm.model.precision: what ``precision: auto`` picks, and why."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rank_distillm import precision
+from rank_distillm.model import precision
 
 EPYC_GENOA = ["fpu", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni"]
 SAPPHIRE_RAPIDS = ["fpu", "avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"]

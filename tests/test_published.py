@@ -24,10 +24,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from rank_distillm import paper_tables, published_archive, published_eval, published_tables
-from rank_distillm.download import DownloadError, file_md5, read_checksum_file
-from rank_distillm.published import PublishedSpec, tirex_group
-from rank_distillm.published_archive import Entry
+from rank_distillm.data import paper_tables, published_archive
+from rank_distillm.data.download import DownloadError, file_md5, read_checksum_file
+from rank_distillm.data.published import PublishedSpec, tirex_group
+from rank_distillm.data.published_archive import Entry
+from rank_distillm.evaluation import published as published_eval
+from rank_distillm.report import published_tables
 from tests import notebook_oracle, published_fixture
 
 ARCHIVE_ENV = "RANK_DISTILLM_ARCHIVE"
@@ -210,7 +212,7 @@ def test_cranfield_shows_both_figures(published: Published) -> None:
 def test_every_system_on_tirex_where_the_archive_has_it(published: Published) -> None:
     """Systems outside the TIREx table are scored per task and group for comparisons
     when the archive holds their runs; an absent one has metrics without rows."""
-    from rank_distillm.evaluate import read_per_query
+    from rank_distillm.evaluation.measures import read_per_query
 
     spec, folder = published.spec, published.folder
     system = published_fixture.OPTIONAL_TIREX

@@ -25,15 +25,13 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from pyterrier_pisa import PisaIndex  # noqa: E402
 
-from rank_distillm import datasets, steps  # noqa: E402
-from rank_distillm import io as trec_io  # noqa: E402
-from rank_distillm.backbone import build_tiny_electra  # noqa: E402
-from rank_distillm.evaluate import read_per_query  # noqa: E402
-from rank_distillm.model import (  # noqa: E402
-    PairEncoder,
-    load_cross_encoder,
-    save_cross_encoder,
-)
+from rank_distillm import steps  # noqa: E402
+from rank_distillm.data import datasets  # noqa: E402
+from rank_distillm.data import trec as trec_io  # noqa: E402
+from rank_distillm.evaluation.measures import read_per_query  # noqa: E402
+from rank_distillm.model.checkpoints import load_cross_encoder, save_cross_encoder
+from rank_distillm.model.pair_encoder import PairEncoder
+from rank_distillm.model.tiny_backbone import build_tiny_electra  # noqa: E402
 from rank_distillm.pyterrier import CrossEncoderReranker, DocTextLoader  # noqa: E402
 from tests.helpers import (  # noqa: E402
     TINY,

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from rank_distillm.report import Outputs, model_zoo_table, write_model_zoo
-from rank_distillm.significance import Settings
+from rank_distillm.evaluation.significance import Settings
+from rank_distillm.report.model_zoo import Outputs, model_zoo_table, write_model_zoo
 
 FIRST_STAGES = {"bm25": "BM25"}
 EVALUATION = {"dl19": "DL19 (demo)", "dl20": "DL20 (demo)"}
@@ -151,7 +151,7 @@ ELECTRA_DL19_P = 1 - 2 / math.pi * math.atan(5)
 
 def test_significance_columns_hand_computed() -> None:
     metrics = make_metrics()
-    from rank_distillm.report import significance_tests
+    from rank_distillm.report.model_zoo import significance_tests
 
     tests = significance_tests(metrics, Settings("bm25"))
     table = model_zoo_table(metrics, FIRST_STAGES, EVALUATION, tests=tests)
@@ -268,7 +268,7 @@ def test_several_first_stages_are_grouped(tmp_path: Path) -> None:
 
 
 def test_latex_escapes_labels_and_notes() -> None:
-    from rank_distillm.table_formats import latex_text
+    from rank_distillm.report.table_formats import latex_text
 
     assert latex_text("R&D_1 100% #2 {x} ~ ^") == (
         r"R\&D\_1 100\% \#2 \{x\} \textasciitilde{} \textasciicircum{}"

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from rank_distillm.evaluate import write_per_query
+from rank_distillm.evaluation.measures import write_per_query
 from rank_distillm.experiment import from_config, load_config
-from rank_distillm.report_files import (
+from rank_distillm.report.files import (
     MissingMetricsError,
     ReportSpec,
     package_versions,
@@ -26,6 +26,7 @@ from rank_distillm.report_files import (
     write_benchmark_summary,
     write_environment,
 )
+from rank_distillm.report_plan import report_spec
 from tests.workflow_runner import REPO
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
@@ -39,7 +40,7 @@ def demo_config() -> dict[str, Any]:
 
 
 def spec_for(config: dict[str, Any]) -> ReportSpec:
-    return ReportSpec.from_experiment(from_config(config), config)
+    return report_spec(from_config(config), config)
 
 
 def test_spec_of_the_demo(demo_config) -> None:
@@ -185,7 +186,7 @@ def test_rebuild_writes_tables_and_plots(demo_config, tmp_path, monkeypatch, cap
 
 
 def test_intersection_rule_needs_files_that_say_which_queries_ran(tmp_path) -> None:
-    from rank_distillm.report_files import Cell
+    from rank_distillm.report.files import Cell
 
     path = tmp_path / "old.tsv"
     path.write_text("query_id\tmeasure\tvalue\nq1\tnDCG@10\t0.5\n")

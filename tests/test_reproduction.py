@@ -1,4 +1,4 @@
-"""Ours against theirs, per query (rank_distillm.reproduction): each trained row against
+"""Ours against theirs, per query (rank_distillm.evaluation.reproduction): each trained row against
 the authors' published run of its system, on hand-made per-query values whose tests are
 worked out in the comments; then the model zoo and the TIREx table that show them."""
 
@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from rank_distillm import reproduction, tirex
+from rank_distillm.data.published import PublishedSpec
+from rank_distillm.evaluation import reproduction, tirex
 from rank_distillm.experiment import from_config, load_config
-from rank_distillm.published import PublishedSpec
-from rank_distillm.report import Outputs, write_model_zoo
-from rank_distillm.report_files import ReportSpec, grouped
+from rank_distillm.report.files import ReportSpec, grouped
+from rank_distillm.report.model_zoo import Outputs, write_model_zoo
+from rank_distillm.report_plan import report_spec
 from tests.workflow_runner import REPO
 
 CELL = ("first_stage", "dataset")
@@ -166,7 +167,7 @@ def tirex_frame(values: dict, row: str, system: str, lacks: set = frozenset()) -
 
 
 def test_tirex_groups_compare_like_with_like(tmp_path: Path) -> None:
-    from rank_distillm.tirex_report import write_tirex_tables
+    from rank_distillm.report.tirex_tables import write_tirex_tables
 
     ours = grouped(tirex_frame(TIREX_OURS, "m", "M"), SELECTION, "dataset")
     theirs = tirex_frame(TIREX_THEIRS, "m", "sys-m", lacks={("A/t1", "q2")})
@@ -210,7 +211,7 @@ def paper_spec(**published: Any) -> tuple[ReportSpec, PublishedSpec]:
     config["published"].update(published)
     exp = from_config(config)
     spec = PublishedSpec.from_config(config, exp.root, exp.published_first_stage_runs())
-    return ReportSpec.from_experiment(exp, config, spec), spec
+    return report_spec(exp, config, spec), spec
 
 
 def test_the_paper_compares_every_trained_row_that_names_a_system() -> None:
@@ -248,5 +249,5 @@ def test_without_the_archive_nothing_is_compared() -> None:
     report, _ = paper_spec(tirex=False)
     assert report.published and report.tirex is not None and not report.tirex.published
     config = load_config([REPO / "config.yaml"], REPO / "schemas/config.schema.yaml")
-    demo = ReportSpec.from_experiment(from_config(config), config, None)
+    demo = report_spec(from_config(config), config, None)
     assert demo.published == () and demo.tirex is not None and demo.tirex.published == ()

@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.rerank: scoring a run's top passages with a cross-encoder."""
+"""Tests for rank_distillm.evaluation.rerank: scoring a run's top passages with a cross-encoder."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import PreTrainedTokenizerBase  # noqa: E402
 
-from rank_distillm.io import RUN_COLUMNS  # noqa: E402
-from rank_distillm.model import CrossEncoder, PairEncoder, load_cross_encoder  # noqa: E402
-from rank_distillm.rerank import rerank  # noqa: E402
+from rank_distillm.data.trec import RUN_COLUMNS  # noqa: E402
+from rank_distillm.evaluation.rerank import rerank  # noqa: E402
+from rank_distillm.model.checkpoints import load_cross_encoder  # noqa: E402
+from rank_distillm.model.cross_encoder import CrossEncoder  # noqa: E402
+from rank_distillm.model.pair_encoder import PairEncoder  # noqa: E402
 from tests.helpers import (  # noqa: E402
     EXTRA_TEXTS,
     negative_text,
@@ -199,7 +201,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_score(
     run, queries, docs = length_run()
     expected = rerank(PassageLengthScorer(), encoder, run, queries, docs, batch_size=8)
     scorer = MemoryBoundScorer(limit=2)
-    with caplog.at_level("WARNING", logger="rank_distillm.rerank"):
+    with caplog.at_level("WARNING", logger="rank_distillm.evaluation.rerank"):
         out = rerank(scorer, encoder, run, queries, docs, batch_size=7)
     pd.testing.assert_frame_equal(out, expected)
     # 7 pairs: 7 fails, 3 fails, then batches of 1 (after two halvings), none lost.

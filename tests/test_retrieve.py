@@ -83,8 +83,8 @@ def test_rebuild_replaces_the_index(tmp_path: Path) -> None:
 def test_bm25_run_that_retrieves_nothing_is_an_error(index_dir: Path, tmp_path: Path) -> None:
     """A query set that shares no term with the index (the wrong corpus) fails the step,
     naming the query set and the index, and writes no run."""
-    from rank_distillm.datasets import Manifest
-    from rank_distillm.io import write_qrels, write_topics
+    from rank_distillm.data.datasets import Manifest
+    from rank_distillm.data.trec import write_qrels, write_topics
     from rank_distillm.steps import retrieve_bm25_run
 
     write_topics(topics([("q1", "xylophone"), ("q2", "bassoon")]), tmp_path / "queries.tsv")

@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.sampling: per-query candidate lists and the two samplers."""
+"""Tests for rank_distillm.training.sampling: per-query candidate lists and the two samplers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rank_distillm.sampling import (
+from rank_distillm.training.sampling import (
     SAMPLERS,
     QueryList,
     Sample,
@@ -18,7 +18,7 @@ from rank_distillm.sampling import (
     single_relevant,
     top,
 )
-from rank_distillm.training_tables import TABLE_COLUMNS, TrainingTable
+from rank_distillm.training.tables import TABLE_COLUMNS, TrainingTable
 
 
 def table(rows: list[tuple[str, str, int | None, float]]) -> TrainingTable:

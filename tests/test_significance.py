@@ -10,8 +10,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from rank_distillm import significance
-from rank_distillm.significance import Settings, paired_t_test, paired_tests, restrict_queries
+from rank_distillm.evaluation import significance
+from rank_distillm.evaluation.significance import (
+    Settings,
+    paired_t_test,
+    paired_tests,
+    restrict_queries,
+)
 
 QUERIES = ["q1", "q2", "q3", "q4", "q5"]
 BASELINE = [0.2, 0.4, 0.1, 0.5, 0.3]

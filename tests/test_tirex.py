@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.tirex: task selection and the TIREx aggregates, on small
+"""Tests for rank_distillm.evaluation.tirex: task selection and the TIREx aggregates, on small
 hand-made groups whose values are worked out by hand in the comments."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from rank_distillm import tirex
+from rank_distillm.evaluation import tirex
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -258,7 +258,7 @@ def test_the_documented_catalogue_is_the_papers() -> None:
 
 
 def test_one_index_per_corpus(tmp_path: Path) -> None:
-    from rank_distillm import datasets
+    from rank_distillm.data import datasets
 
     docs = tmp_path / "docs.tsv"
     docs.write_text("d\tx\n", encoding="utf-8")
@@ -290,7 +290,7 @@ def test_one_index_per_corpus(tmp_path: Path) -> None:
 def test_paper_figures_sit_beside_the_groups_and_means(tmp_path: Path) -> None:
     """Per-group and mean references beside the reproduced cells, with the difference; a
     system with only the paper's figures gets its own row, in the order asked for."""
-    from rank_distillm.tirex_report import write_tirex_tables
+    from rank_distillm.report.tirex_tables import write_tirex_tables
 
     selection = tirex.select_tasks(CONFIG)
     outputs = {
@@ -326,7 +326,7 @@ def test_paper_figures_sit_beside_the_groups_and_means(tmp_path: Path) -> None:
 
 
 def test_without_paper_figures_the_tirex_table_is_unchanged(tmp_path: Path) -> None:
-    from rank_distillm.tirex_report import write_tirex_tables
+    from rank_distillm.report.tirex_tables import write_tirex_tables
 
     selection = tirex.select_tasks(CONFIG)
     outputs = {kind: tmp_path / f"tirex.{kind}" for kind in ("md", "csv", "png", "tasks")}

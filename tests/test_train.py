@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.train: settings, step counts and short real training runs."""
+"""Tests for rank_distillm.training.loop: settings, step counts and short real training runs."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from rank_distillm.io import RUN_COLUMNS  # noqa: E402
-from rank_distillm.model import PairEncoder, load_cross_encoder  # noqa: E402
-from rank_distillm.rerank import rerank  # noqa: E402
-from rank_distillm.train import TrainSettings, total_optimizer_steps, train  # noqa: E402
+from rank_distillm.data.trec import RUN_COLUMNS  # noqa: E402
+from rank_distillm.evaluation.rerank import rerank  # noqa: E402
+from rank_distillm.model.checkpoints import load_cross_encoder  # noqa: E402
+from rank_distillm.model.pair_encoder import PairEncoder  # noqa: E402
+from rank_distillm.training.loop import TrainSettings, total_optimizer_steps, train  # noqa: E402
 from tests.helpers import (  # noqa: E402
     one_torch_thread,
     read_tensors,
@@ -317,7 +318,7 @@ def test_warmup_learning_rate_is_logged_for_the_step_that_used_it(
 
 
 def test_prefetcher_builds_ahead_in_order_and_raises_the_builders_error() -> None:
-    from rank_distillm.train_data import Prefetcher
+    from rank_distillm.training.batches import Prefetcher
 
     with Prefetcher(iter(range(20)), lambda x: x * x, workers=3, depth=4) as loader:
         assert list(loader) == [x * x for x in range(20)]
@@ -336,8 +337,8 @@ def test_prefetcher_builds_ahead_in_order_and_raises_the_builders_error() -> Non
 def test_batch_builder_fetches_each_passage_once_while_it_fits_the_cache(
     backbone_dir: Path,
 ) -> None:
-    from rank_distillm.sampling import Sample
-    from rank_distillm.train_data import BatchBuilder
+    from rank_distillm.training.batches import BatchBuilder
+    from rank_distillm.training.sampling import Sample
 
     table, texts = split_texts(training_table(n_queries=2, negatives=2))
     asked: list[list[str]] = []

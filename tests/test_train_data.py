@@ -15,9 +15,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import PreTrainedTokenizerBase  # noqa: E402
 
-from rank_distillm import global_batch, losses, sampling  # noqa: E402
-from rank_distillm.model import PairEncoder, load_cross_encoder  # noqa: E402
-from rank_distillm.train_data import (  # noqa: E402
+from rank_distillm.model.checkpoints import load_cross_encoder  # noqa: E402
+from rank_distillm.model.pair_encoder import PairEncoder  # noqa: E402
+from rank_distillm.training import global_batch, losses, sampling  # noqa: E402
+from rank_distillm.training.batches import (
     BatchBuilder,
     Prefetcher,
     sample_steps,

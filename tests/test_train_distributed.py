@@ -14,9 +14,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from rank_distillm.launch import launch  # noqa: E402
-from rank_distillm.model import load_cross_encoder  # noqa: E402
-from rank_distillm.train import TrainSettings, train  # noqa: E402
+from rank_distillm.model.checkpoints import load_cross_encoder  # noqa: E402
+from rank_distillm.training.launch import launch  # noqa: E402
+from rank_distillm.training.loop import TrainSettings, train  # noqa: E402
 from tests.helpers import split_texts  # noqa: E402
 from tests.test_train_engine import uneven_table  # noqa: E402
 
@@ -92,7 +92,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without GPUs")
 def test_processes_for_the_gpus_a_job_was_given() -> None:
-    from rank_distillm.launch import training_processes
+    from rank_distillm.training.launch import training_processes
 
     assert training_processes(1) == 1  # the demo: one process on the CPU
     with pytest.raises(

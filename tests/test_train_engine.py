@@ -16,10 +16,11 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from rank_distillm import losses, sampling  # noqa: E402
-from rank_distillm.model import PairEncoder, load_cross_encoder  # noqa: E402
-from rank_distillm.train import TrainSettings, train  # noqa: E402
-from rank_distillm.train_data import BatchBuilder  # noqa: E402
+from rank_distillm.model.checkpoints import load_cross_encoder  # noqa: E402
+from rank_distillm.model.pair_encoder import PairEncoder  # noqa: E402
+from rank_distillm.training import losses, sampling  # noqa: E402
+from rank_distillm.training.batches import BatchBuilder  # noqa: E402
+from rank_distillm.training.loop import TrainSettings, train  # noqa: E402
 from tests.helpers import EXTRA_TEXTS, split_texts, training_table  # noqa: E402
 from tests.test_length_batches import padded_scores  # noqa: E402
 

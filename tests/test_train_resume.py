@@ -20,9 +20,9 @@ from pathlib import Path  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rank_distillm.backbone import build_tiny_electra  # noqa: E402
-from rank_distillm.resume import TrainingInterrupted  # noqa: E402
-from rank_distillm.train import TrainSettings, train  # noqa: E402
+from rank_distillm.model.tiny_backbone import build_tiny_electra  # noqa: E402
+from rank_distillm.training.loop import TrainSettings, train  # noqa: E402
+from rank_distillm.training.resume import TrainingInterrupted  # noqa: E402
 from tests.helpers import TINY, corpus, read_tensors, split_texts, training_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ import json, sys
 import torch
 from pathlib import Path
 from rank_distillm.logs import log_to
-from rank_distillm.train import TrainSettings, train
+from rank_distillm.training.loop import TrainSettings, train
 from tests.helpers import split_texts, training_table
 
 torch.set_num_threads(1)
@@ -229,7 +229,7 @@ def test_in_process_stop_resume_and_a_state_for_other_settings(
 
     interrupted(tmp_path / "b")
     changed = TrainSettings(**{**SETTINGS, "steps": 40, "learning_rate": 2e-3})
-    with caplog.at_level(logging.WARNING, logger="rank_distillm.resume"):
+    with caplog.at_level(logging.WARNING, logger="rank_distillm.training.resume"):
         train(
             changed,
             backbone,

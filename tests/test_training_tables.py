@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.training_tables and the simulated teacher that feeds them."""
+"""Tests for rank_distillm.training.tables and the simulated teacher that feeds them."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from rank_distillm import io as trec_io
-from rank_distillm.teacher import simulate_teacher
-from rank_distillm.training_tables import (
+from rank_distillm.data import trec as trec_io
+from rank_distillm.data.query_sample import sample_query_ids
+from rank_distillm.teachers.simulated import simulate_teacher
+from rank_distillm.training.tables import (
     TABLE_COLUMNS,
     TrainingTable,
     compare_with_run,
     read_table,
     require_published,
-    sample_query_ids,
     write_hard_negative_table,
     write_teacher_table,
 )
@@ -88,7 +88,7 @@ def test_teacher_table_depth_cut_and_targets(teacher_run: Path, tmp_path: Path) 
 def test_teacher_table_targets_use_depth_not_list_length(
     teacher_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="rank_distillm.training_tables"):
+    with caplog.at_level(logging.WARNING, logger="rank_distillm.training.tables"):
         table = build_teacher(teacher_run, tmp_path, None, depth=10)
     rows = [row for row in table_rows(table) if row[0] == "q2"]
     assert rows == [("q2", "d5", 1, 10.0), ("q2", "d1", 2, 9.0), ("q2", "d6", 3, 8.0)]
@@ -141,7 +141,7 @@ def test_a_run_not_grouped_by_query_is_read_whole(
 ) -> None:
     run = tmp_path / "shuffled.run"
     run.write_text("q1 Q0 d1 1 3 t\nq2 Q0 d5 1 4 t\nq1 Q0 d2 2 2 t\n")
-    with caplog.at_level(logging.WARNING, logger="rank_distillm.training_tables"):
+    with caplog.at_level(logging.WARNING, logger="rank_distillm.training.tables"):
         table = build_teacher(run, tmp_path, None, depth=2)
     assert table_rows(table) == [("q1", "d1", 1, 2.0), ("q1", "d2", 2, 1.0), ("q2", "d5", 1, 2.0)]
     assert "shuffled.run:3: query q1 appears again after other queries" in caplog.text
@@ -265,7 +265,7 @@ def test_teacher_queries_missing_from_the_first_stage_are_counted(
     only_202 = tmp_path / "only-202.run"
     lines = [line for line in SUB_FIRST_STAGE.splitlines() if line.startswith("202")]
     only_202.write_text("\n".join(lines) + "\n")
-    with caplog.at_level(logging.WARNING, logger="rank_distillm.training_tables"):
+    with caplog.at_level(logging.WARNING, logger="rank_distillm.training.tables"):
         table = build_teacher(teacher, tmp_path, None, depth=3, first_stage_run=only_202)
     assert {row[0] for row in table_rows(table)} == {"202"}
     assert "1 of 2 teacher queries are not in the first-stage run" in caplog.text
@@ -358,7 +358,7 @@ HARD_NEGATIVES_DEPTH_3 = [
 def test_hard_negative_table(
     first_stage: Path, qrels: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="rank_distillm.training_tables"):
+    with caplog.at_level(logging.WARNING, logger="rank_distillm.training.tables"):
         table = build_hard_negatives(first_stage, qrels, tmp_path, None, 3)
     assert table_rows(table) == HARD_NEGATIVES_DEPTH_3
     # q3 has no relevant passage; q4 is judged but not in the run: neither is in the table.

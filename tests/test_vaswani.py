@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rank_distillm import datasets
-from rank_distillm.evaluate import aggregate, evaluate_run
+from rank_distillm.data import datasets
+from rank_distillm.evaluation.measures import aggregate, evaluate_run
 from rank_distillm.retrieve import bm25, build_index
 
 K1, B = 0.9, 0.4

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from rank_distillm import evaluate
-from rank_distillm import io as trec_io
+from rank_distillm.data import trec as trec_io
+from rank_distillm.evaluation import measures as evaluate
 from tests.workflow_runner import copy_workflow, snakemake
 
 DATASETS = ("DL19 (demo)", "DL20 (demo)")
@@ -190,7 +190,7 @@ def test_demo_is_an_ir_datasets_collection_with_scoreddocs(demo: Path) -> None:
     """Later stages and users read the demo through ir_datasets, BM25 runs included."""
     import ir_datasets
 
-    from rank_distillm import datasets
+    from rank_distillm.data import datasets
 
     manifest = demo / "results" / "demo" / "data" / "rank-distillm-demo" / "manifest.json"
     dataset = datasets.load("rank-distillm-demo/dl20", [manifest])

@@ -43,7 +43,7 @@ def local_collection_manifest(
     """Describe documents and topics on disk as a local collection (``datasets.Manifest``)
     whose manifest and docstore live in ``cache_dir``. The folder is keyed by the files'
     paths, sizes and modification times, so a changed file gets a new docstore."""
-    from rank_distillm import datasets
+    from rank_distillm.data import datasets
     from rank_distillm.experiment import slug
 
     for option, path in (("--docs", docs), ("--queries", queries)):
@@ -72,7 +72,7 @@ def collection(args: argparse.Namespace) -> tuple[str, list[str]]:
     and (for ``rerank``) ``--docs``/``--queries``."""
     import ir_datasets
 
-    from rank_distillm import datasets
+    from rank_distillm.data import datasets
 
     manifests = [str(path) for path in args.manifest]
     for path in manifests:
@@ -176,7 +176,7 @@ def existing_file(option: str, path: Path) -> Path:
 def checkpoint_path(name_or_path: str) -> str:
     """A local checkpoint folder (checked for its ``config.json``), else a hub id that
     ``model.resolve`` fetches (or finds in the hub cache)."""
-    from rank_distillm.model import resolve
+    from rank_distillm.model.checkpoints import resolve
 
     path = Path(name_or_path)
     if path.exists():
@@ -200,7 +200,7 @@ def default_tag(checkpoint: str) -> str:
 
 
 def run_rerank(args: argparse.Namespace) -> int:
-    from rank_distillm import numerics
+    from rank_distillm.model import numerics
 
     numerics.pin(args.portable_numerics)  # first: before anything starts torch
     from rank_distillm import steps
@@ -240,8 +240,9 @@ def run_rerank(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from rank_distillm import datasets, evaluate
-    from rank_distillm import io as trec_io
+    from rank_distillm.data import datasets
+    from rank_distillm.data import trec as trec_io
+    from rank_distillm.evaluation import measures as evaluate
 
     run = trec_io.read_run(existing_file("--run", args.run))
     if args.qrels is not None:
@@ -272,7 +273,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rank_distillm.evaluate import DEFAULT_MEASURES
+    from rank_distillm.evaluation.measures import DEFAULT_MEASURES
 
     parser = argparse.ArgumentParser(
         prog=PROG,

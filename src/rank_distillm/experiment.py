@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rank_distillm import references as paper_references
-from rank_distillm.config_errors import ConfigError
-from rank_distillm.hints import did_you_mean as _hint
+from rank_distillm.config.errors import ConfigError
+from rank_distillm.config.hints import did_you_mean as _hint
+from rank_distillm.report import references as paper_references
 
 RESULTS = "results"
 #: Reference key of the table's first row (each column's first-stage run alone).
@@ -130,7 +130,7 @@ class Model:
     teacher: str | None
     queries: int | None  # teacher data: queries of the teacher run used (None: all)
     depth: int | None  # teacher data: passages per query
-    settings: Mapping[str, Any]  # training settings (rank_distillm.train.TrainSettings keys)
+    settings: Mapping[str, Any]  # training settings (keys of training.loop.TrainSettings)
 
     def recipe_key(self) -> tuple:
         """What determines the trained weights: equal keys mean the same model."""
@@ -181,7 +181,7 @@ class Experiment:
     hard_negatives: Mapping[str, Any]
     collections: Mapping[str, Mapping[str, Any]]  # local collections on disk, by id
     demo_tirex: Mapping[str, Any] | None
-    tirex: Any  # rank_distillm.tirex.Selection, or None without TIREx tasks
+    tirex: Any  # rank_distillm.evaluation.tirex.Selection, or None without TIREx tasks
     tirex_first_stage: str | None
     tirex_rule: str
     config: Mapping[str, Any] = field(repr=False)
@@ -308,7 +308,7 @@ class Experiment:
     def published_first_stage_runs(self) -> list[Any]:
         """The archive entries (``published_archive.Entry``) of the authors' first-stage
         runs that the first stages with ``published`` re-rank."""
-        from rank_distillm.published import FIRST_STAGE_SYSTEM, Entry
+        from rank_distillm.data.published import FIRST_STAGE_SYSTEM, Entry
 
         return [
             Entry(FIRST_STAGE_SYSTEM, stage.published, benchmark_id(self.evaluation[split]))
@@ -386,7 +386,7 @@ class Experiment:
 
     def table_notes(self) -> list[str]:
         """Where each first stage's candidates come from, for the table's notes."""
-        from rank_distillm import paper_tables
+        from rank_distillm.data import paper_tables
 
         notes = []
         for stage in self.first_stages.values():
@@ -621,7 +621,7 @@ def _tirex_tasks(
     settings = config.get("tirex")
     if not settings or not settings.get("tasks"):
         return None, {}
-    from rank_distillm import tirex
+    from rank_distillm.evaluation import tirex
 
     try:
         selection = tirex.select_tasks(
@@ -710,7 +710,7 @@ def _published_runs(
     topics' and qrels'), or not at all without ``published.map_cranfield_ids``."""
     if stage is None:
         return {}
-    from rank_distillm import published
+    from rank_distillm.data import published
 
     if not config.get("published"):
         raise ConfigError(
@@ -806,7 +806,7 @@ def _published_subsamples(spec: Mapping[str, Any], depth: int, key: str) -> dict
 
 def _check_generation(settings: Mapping[str, Any], where: str) -> None:
     """The LLM settings, checked as the generation step will read them."""
-    from rank_distillm.llm_teacher.generate import GenerationSettings
+    from rank_distillm.teachers.llm.generate import GenerationSettings
 
     try:
         GenerationSettings.from_config(settings, where)
@@ -844,7 +844,7 @@ def _training_settings(config: Mapping[str, Any], *layers: Mapping[str, Any]) ->
     return settings
 
 
-#: The paper's training recipe (rank_distillm.train.TrainSettings defaults).
+#: The paper's training recipe (rank_distillm.training.loop.TrainSettings defaults).
 PAPER_TRAINING: dict[str, Any] = {
     "negatives": 7,
     "queries_per_step": 32,

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 import pyterrier as pt
 
-from rank_distillm import datasets
+from rank_distillm.data import datasets
 
 LOGGER = logging.getLogger(__name__)
 
@@ -93,8 +93,9 @@ class CrossEncoderReranker(pt.Transformer):
         doc_length: int | None = None,
         texts: str | DocTextLoader | None = None,
     ) -> None:
-        from rank_distillm.model import PairEncoder, load_cross_encoder
-        from rank_distillm.rerank import default_device
+        from rank_distillm.evaluation.rerank import default_device
+        from rank_distillm.model.checkpoints import load_cross_encoder
+        from rank_distillm.model.pair_encoder import PairEncoder
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -134,7 +135,7 @@ class CrossEncoderReranker(pt.Transformer):
         return [*inp_columns, *extra]
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
-        from rank_distillm.rerank import rerank
+        from rank_distillm.evaluation.rerank import rerank
 
         self._check_columns(list(inp.columns))
         if "text" not in inp.columns:

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rank_distillm import datasets
-from rank_distillm import io as trec_io
+from rank_distillm.data import atomic, datasets
+from rank_distillm.data import trec as trec_io
 
 LOGGER = logging.getLogger(__name__)
 Paths = Sequence[str | Path]
@@ -32,7 +32,7 @@ def make_demo(
     ``scoreddocs`` maps subsets to run files (relative to the manifest's folder) that
     ir_datasets serves as their scoreddocs once they exist.
     """
-    from rank_distillm import demo
+    from rank_distillm.data import demo_collection as demo
 
     collection = demo.generate(demo.settings_from_config(settings))
     demo.write(collection, manifest, name, scoreddocs or {})
@@ -57,7 +57,7 @@ def register_local_collection(name: str, entry: Mapping[str, Any], manifest_path
 def make_demo_tirex(settings: Mapping[str, Any], out_dir: Path) -> None:
     """Generate the demo's TIREx-like corpora under ``out_dir/<name>/`` and build their
     docstores."""
-    from rank_distillm import demo_tirex
+    from rank_distillm.data import demo_tirex
 
     for name, path in demo_tirex.write(demo_tirex.settings_from_config(settings), out_dir).items():
         counts = datasets.check_collection(datasets.Manifest.read(path))
@@ -67,15 +67,15 @@ def make_demo_tirex(settings: Mapping[str, Any], out_dir: Path) -> None:
 def write_docstore_marker(manifests: Paths, corpus: str, out_json: Path) -> None:
     """Build ``corpus``'s docstore once (ir_datasets downloads the corpus if needed)."""
     count = datasets.build_docstore(datasets.load(corpus, manifests))
-    trec_io.atomic_write_text(out_json, json.dumps({"corpus": corpus, "docs": count}) + "\n")
+    atomic.atomic_write_text(out_json, json.dumps({"corpus": corpus, "docs": count}) + "\n")
     LOGGER.info("docstore of %s ready: %d documents", corpus, count)
 
 
 def build_tiny_backbone(
     manifests: Paths, collection_id: str, settings: Mapping[str, Any], out_dir: Path
 ) -> None:
-    from rank_distillm import numerics
-    from rank_distillm.backbone import TinyElectraSettings, build_tiny_electra
+    from rank_distillm.model import numerics
+    from rank_distillm.model.tiny_backbone import TinyElectraSettings, build_tiny_electra
 
     numerics.enforce()
     dataset = datasets.load(collection_id, manifests)
@@ -121,7 +121,7 @@ def write_simulated_teacher_run(
     noise: float,
     seed: int,
 ) -> None:
-    from rank_distillm.teacher import simulate_teacher
+    from rank_distillm.teachers.simulated import simulate_teacher
 
     qrels = datasets.qrels(datasets.load(dataset_id, manifests))
     run = simulate_teacher(trec_io.read_run(first_stage_run), qrels, depth, noise, seed)
@@ -140,8 +140,8 @@ def write_generated_teacher_run(
 ) -> None:
     """An LLM teacher's run (listwise sliding window) of ``first_stage_run``; a killed job
     resumes from the partial file beside ``out_run``."""
-    from rank_distillm.llm_teacher import GenerationSettings, generate_teacher_run
-    from rank_distillm.texts import DatasetTexts
+    from rank_distillm.data.texts import DatasetTexts
+    from rank_distillm.teachers.llm import GenerationSettings, generate_teacher_run
 
     generate_teacher_run(
         first_stage_run,
@@ -174,7 +174,7 @@ def write_teacher_table(
     """The teacher table (``first_stage_run``: sub-sampled to the first stage's top
     ``depth``). ``published`` is the authors' sub-sample at this depth: the table must hold
     exactly its pairs and ranks, else both outputs are removed and the step fails."""
-    from rank_distillm import training_tables
+    from rank_distillm.training import tables as training_tables
 
     training_tables.write_teacher_table(
         teacher_run,
@@ -200,7 +200,7 @@ def write_hard_negative_table(
     depth: int,
     seed: int,
 ) -> None:
-    from rank_distillm import training_tables
+    from rank_distillm.training import tables as training_tables
 
     training_tables.write_hard_negative_table(
         first_stage_run,
@@ -223,10 +223,10 @@ def train_checkpoint(
     loss_log: Path,
     settings: Mapping[str, Any],
 ) -> None:
-    from rank_distillm import numerics
-    from rank_distillm.texts import DatasetTexts
-    from rank_distillm.train import TrainSettings, train
-    from rank_distillm.training_tables import read_table
+    from rank_distillm.data.texts import DatasetTexts
+    from rank_distillm.model import numerics
+    from rank_distillm.training.loop import TrainSettings, train
+    from rank_distillm.training.tables import read_table
 
     numerics.enforce()  # in every training process
     values = dict(settings)
@@ -261,8 +261,8 @@ def _rerank_run(
     precision: str = "auto",
 ) -> None:
     """``device``: ``cuda`` when a GPU is there, else ``cpu``, unless given; ``precision``
-    as :func:`rank_distillm.precision.choose` reads it."""
-    from rank_distillm.rerank import default_device, rerank
+    as :func:`rank_distillm.model.precision.choose` reads it."""
+    from rank_distillm.evaluation.rerank import default_device, rerank
 
     dataset = datasets.load(dataset_id, manifests)
     topics = datasets.topics(dataset)
@@ -294,8 +294,9 @@ def rerank_first_stages(
     """Re-rank several first-stage runs with one checkpoint, loaded once. Each job names
     ``dataset``, ``first_stage_run``, ``out_run`` and ``depth``; ``device`` and
     ``precision`` as in :func:`_rerank_run`."""
-    from rank_distillm import numerics
-    from rank_distillm.model import PairEncoder, load_cross_encoder
+    from rank_distillm.model import numerics
+    from rank_distillm.model.checkpoints import load_cross_encoder
+    from rank_distillm.model.pair_encoder import PairEncoder
 
     numerics.enforce()
     model, tokenizer = load_cross_encoder(str(checkpoint))
@@ -323,7 +324,7 @@ def write_metrics(
 ) -> None:
     """Per-query measures of runs; each job names ``dataset``, ``run``, ``out_tsv`` and
     ``relevance_level``."""
-    from rank_distillm import evaluate
+    from rank_distillm.evaluation import measures as evaluate
 
     for job in jobs:
         qrels = datasets.qrels(datasets.load(job["dataset"], manifests))
@@ -336,9 +337,9 @@ def write_metrics(
 
 
 def write_model_card(facts: Mapping[str, Any], out_card: Path) -> None:
-    """A model's hub card (``model_card.card_facts``) from its loss log, training-table
+    """A model's hub card (``report_plan.card_facts``) from its loss log, training-table
     statistics and metrics files."""
-    from rank_distillm import model_card
+    from rank_distillm.report import model_card
 
     model_card.write_model_card(facts, out_card)
     LOGGER.info("model card of %s -> %s", facts["name"], out_card)

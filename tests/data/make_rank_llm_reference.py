@@ -10,7 +10,7 @@ another transformers), so its behaviour is recorded once, in a throwaway environ
 (torchvision from PyPI does not load next to the CPU torch build; rank_llm's FiD re-rankers
 do not import under transformers 5 and are stubbed below: they are not used here.)
 
-The prompts use the tiny LM's byte tokenizer and chat template (rank_distillm.llm_teacher
+The prompts use the tiny LM's byte tokenizer and chat template (rank_distillm.teachers.llm
 .tiny_lm), so no hub model is needed; ``create_prompt`` is rank_llm's own, including its
 passage truncation and the loop that shrinks passages until the prompt fits the context.
 """
@@ -31,7 +31,7 @@ from rank_llm.data import Candidate, Query, Request, Result  # noqa: E402
 from rank_llm.rerank.listwise.rank_listwise_os_llm import RankListwiseOSLLM  # noqa: E402
 from rank_llm.rerank.rankllm import RankLLM  # noqa: E402
 
-from rank_distillm.llm_teacher.tiny_lm import byte_tokenizer  # noqa: E402
+from rank_distillm.teachers.llm.tiny_lm import byte_tokenizer  # noqa: E402
 
 TEMPLATES = files("rank_llm.rerank.prompt_templates")
 

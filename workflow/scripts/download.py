@@ -2,7 +2,7 @@
 # the one recorded in checksums/<file>.md5 at the first download, which it records).
 from pathlib import Path
 
-from rank_distillm.download import fetch
+from rank_distillm.data.download import fetch
 from rank_distillm.logs import log_to
 
 with log_to(snakemake.log[0]):

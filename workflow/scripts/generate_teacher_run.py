@@ -1,7 +1,7 @@
 # Rule generate_teacher_run: an open LLM re-ranks the first stage's top candidates.
 from pathlib import Path
 
-from rank_distillm import numerics
+from rank_distillm.model import numerics
 
 # First, before torch starts (config compute.portable_numerics).
 numerics.pin(snakemake.params.portable_numerics)

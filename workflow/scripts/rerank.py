@@ -1,5 +1,5 @@
 # Rule rerank: re-rank every first-stage cell with one checkpoint.
-from rank_distillm import numerics
+from rank_distillm.model import numerics
 
 # First, before torch starts (config compute.portable_numerics).
 numerics.pin(snakemake.params.portable_numerics)

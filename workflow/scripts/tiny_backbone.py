@@ -1,7 +1,7 @@
 # Rule tiny_backbone: WordPiece tokenizer + randomly initialised tiny ELECTRA.
 from pathlib import Path
 
-from rank_distillm import numerics
+from rank_distillm.model import numerics
 
 # First, before torch starts (config compute.portable_numerics): the random
 # initialisation runs ATen kernels too.

@@ -2,7 +2,7 @@
 # process per GPU the job was given (compute.train_gpus), or one process on a CPU.
 from pathlib import Path
 
-from rank_distillm import numerics
+from rank_distillm.model import numerics
 
 # First, before torch starts (config compute.portable_numerics): ATen, MKL and OpenMP read
 # their settings as they load. The processes launch() starts inherit the environment.
@@ -10,9 +10,9 @@ numerics.pin(snakemake.params.portable_numerics)
 
 import torch  # noqa: E402
 
-from rank_distillm.launch import launch, training_processes  # noqa: E402
 from rank_distillm.logs import log_to  # noqa: E402
 from rank_distillm.steps import train_checkpoint  # noqa: E402
+from rank_distillm.training.launch import launch, training_processes  # noqa: E402
 
 if __name__ == "__main__":  # launch() starts fresh processes that import this file
     p = snakemake.params

@@ -1,0 +1,1 @@
+"""Teacher runs: the demo's simulated teacher and listwise LLM generation."""

@@ -1,0 +1,467 @@
+"""Fine-tuning a cross-encoder on a training table.
+
+One optimizer step takes ``queries_per_step`` queries, whatever the number of
+processes: under data-parallel training (:mod:`rank_distillm.training.launch`, accelerate's
+process group and DistributedDataParallel) each process takes an equal share, split
+further into ``accumulation_steps`` micro-batches, and every micro-batch's loss is
+weighted so that the step's loss is the loss of its whole batch
+(:mod:`rank_distillm.training.global_batch`). Each micro-batch is scored in length-sorted chunks
+(:mod:`rank_distillm.training.length_batches`) for one loss and one backward pass.
+
+The optimiser is the paper's AdamW with a constant learning rate (an optional linear
+warm-up helps tiny models trained from scratch). Precision follows
+:func:`rank_distillm.model.precision.choose` (bf16 autocast on GPUs and on CPUs with bf16
+instructions, fp32 elsewhere or when configured). With a resume folder, the state is
+saved every ``save_every_steps`` steps and on SIGTERM, and a rerun continues from it
+(:mod:`rank_distillm.training.resume`); on a CPU the result is bit-identical to an uninterrupted
+run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import logging
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from rank_distillm.data.texts import TextLookup
+from rank_distillm.model import precision as precisions
+from rank_distillm.model.checkpoints import load_cross_encoder, save_cross_encoder
+from rank_distillm.model.pair_encoder import PairEncoder
+from rank_distillm.training import global_batch, length_batches, losses, resume, sampling
+from rank_distillm.training.batches import (
+    BatchBuilder,
+    Prefetcher,
+    StepSamples,
+    sample_steps,
+    shares,
+    targets_and_mask,
+)
+from rank_distillm.training.tables import TrainingTable
+
+LOGGER = logging.getLogger(__name__)
+
+LOSS_LOG_HEADER = ["step", "epoch", "loss", "learning_rate", "seconds"]
+DEVICES = ("auto", "cuda", "cpu")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """One training stage (config: a recipe's ``stage1``/``stage2``)."""
+
+    loss: str
+    sampler: str
+    negatives: int = 7
+    depth: int = 100
+    steps: int | None = None
+    epochs: int | None = None
+    queries_per_step: int = 32
+    accumulation_steps: int = 1
+    learning_rate: float = 1e-5
+    weight_decay: float = 0.01
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_epsilon: float = 1e-8
+    warmup_steps: int = 0
+    precision: str = "auto"
+    query_length: int = 32
+    doc_length: int = 256
+    freeze_position_embeddings: bool = True
+    seed: int = 42
+    save_every_steps: int = 1000
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("a training stage needs exactly one of 'steps' and 'epochs'")
+        if self.queries_per_step % self.accumulation_steps:
+            raise ValueError("queries_per_step must be a multiple of accumulation_steps")
+        losses.get_loss(self.loss)  # fails early on a typo
+        if self.sampler not in sampling.SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {sampling.SAMPLERS}")
+        if self.save_every_steps < 1:
+            raise ValueError(f"save_every_steps must be >= 1, got {self.save_every_steps}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        precisions.normalized(self.precision)  # fails early on a typo
+
+
+def total_optimizer_steps(settings: TrainSettings, usable_queries: int) -> int:
+    if settings.steps is not None:
+        return settings.steps
+    per_epoch = usable_queries // settings.queries_per_step
+    if per_epoch == 0:
+        raise ValueError(
+            f"{usable_queries} usable queries are fewer than queries_per_step "
+            f"({settings.queries_per_step})"
+        )
+    return per_epoch * settings.epochs
+
+
+def training_device(setting: str) -> str:
+    """``cuda`` when a GPU is there (or demanded), else ``cpu``; a GPU demanded by the
+    config (``device: cuda``) but absent is an error, not a silent week on a CPU."""
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "device: cuda is configured for training, but torch finds no CUDA GPU "
+            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}); "
+            "run the job on a GPU node, or set device: auto to allow a CPU"
+        )
+    if setting == "cpu" or not torch.cuda.is_available():
+        return "cpu"
+    return "cuda"
+
+
+@contextlib.contextmanager
+def deterministic(device: str) -> Iterator[None]:
+    """Deterministic algorithms on a CPU, as reproducible as torch allows (on a GPU they
+    would cost speed; GPU runs are not bit-reproducible anyway). Restored afterwards."""
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    if device == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+@dataclass
+class StepBatches:
+    """One process's micro-batches of one optimizer step."""
+
+    step: StepSamples
+    micro_batches: list[dict[str, Any]]
+    weights: list[float]  # each micro-batch's share of the step's loss denominator
+    pairs: int  # pairs of the whole step, all processes
+
+
+class LossLog:
+    """The per-step CSV (step, epoch, loss, learning rate, seconds), written by the main
+    process in batches of rows, continuing a resumed run's rows."""
+
+    def __init__(self, path: Path, enabled: bool, resumed_from: Path | None) -> None:
+        self.path, self.enabled = path, enabled
+        self._handle: Any = None
+        if not enabled:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if resumed_from is not None:
+            shutil.copyfile(resumed_from, path)
+            self._handle = path.open("a", newline="")
+        else:
+            self._handle = path.open("w", newline="")
+            csv.writer(self._handle).writerow(LOSS_LOG_HEADER)
+        self._writer = csv.writer(self._handle)
+
+    def write(self, rows: list[tuple]) -> None:
+        if self.enabled:
+            self._writer.writerows(rows)
+            self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+
+def train(
+    settings: TrainSettings,
+    start: str,
+    table: TrainingTable,
+    texts: TextLookup,
+    out_dir: Path,
+    loss_log: Path,
+    resume_dir: Path | None = None,
+) -> dict[str, float]:
+    """Train from checkpoint/backbone ``start`` on ``table`` (texts from ``texts``); save
+    to ``out_dir``, the loss of every step to ``loss_log``.
+
+    With ``resume_dir``, the training state is saved there every
+    ``settings.save_every_steps`` steps and when SIGTERM/SIGINT arrives (then
+    :class:`~rank_distillm.training.resume.TrainingInterrupted` is raised), a run finding a state
+    there continues from it, and the folder is removed once the checkpoint is written.
+    The checkpoint is written to a temporary folder and renamed at the end, so an
+    interrupted run never leaves a complete-looking checkpoint behind.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    device_type = training_device(settings.device)
+    chosen = precisions.choose(settings.precision, device_type)
+    if chosen.dtype == "fp16" and device_type != "cuda":
+        raise ValueError("precision: fp16 training needs a CUDA GPU; use bf16 or fp32 on a CPU")
+    accelerator = Accelerator(cpu=device_type == "cpu")
+    processes, process = accelerator.num_processes, accelerator.process_index
+    if settings.queries_per_step % (processes * settings.accumulation_steps):
+        raise ValueError(
+            f"queries_per_step ({settings.queries_per_step}) must be a multiple of "
+            f"accumulation_steps ({settings.accumulation_steps}) x training processes "
+            f"({processes})"
+        )
+    precisions.log_choice(chosen, "training")
+    set_seed(settings.seed)
+
+    model, tokenizer = load_cross_encoder(
+        start, settings.query_length, settings.doc_length, seed=settings.seed
+    )
+    model.query_length, model.doc_length = settings.query_length, settings.doc_length
+    if settings.freeze_position_embeddings:
+        model.freeze_position_embeddings()
+    queries = sampling.group_queries(table)
+    usable = len(sampling.draw(queries, settings.sampler, 1, settings.depth, random.Random(0))[0])
+    steps = total_optimizer_steps(settings, usable)
+    fingerprint = _fingerprint(settings, start, table, processes)
+    state = resume.load(resume_dir, fingerprint, process)
+    if state is not None:
+        model.load_state_dict(state.model)
+
+    scorer = accelerator.prepare(length_batches.ListScorer(model))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable,
+        lr=settings.learning_rate,
+        betas=settings.adam_betas,
+        eps=settings.adam_epsilon,
+        weight_decay=settings.weight_decay,
+    )
+    warmup = max(settings.warmup_steps, 0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+    )
+    scaler = torch.amp.GradScaler(device_type, enabled=chosen.dtype == "fp16")
+    rng = random.Random(settings.seed)
+    first_step, epoch, skip, pairs_before, seconds_before = 0, 0, 0, 0, 0.0
+    if state is not None:
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        if state.scaler is not None:
+            scaler.load_state_dict(state.scaler)
+        rng.setstate(state.epoch_rng_state)
+        first_step, epoch, skip = state.step, state.epoch, state.index + 1
+        pairs_before, seconds_before = state.pairs, state.seconds
+    model.train()
+
+    loss_fn = losses.get_loss(settings.loss)
+    chunk = length_batches.pairs_per_chunk(device_type, model.backbone.config.hidden_size)
+    builder = BatchBuilder(
+        table, texts, PairEncoder(tokenizer, settings.query_length, settings.doc_length)
+    )
+
+    def build(step: StepSamples) -> StepBatches:
+        parts = shares(step.samples, process, processes, settings.accumulation_steps)
+        total = global_batch.denominator(settings.loss, *targets_and_mask(step.samples))
+        micro_batches, weights = [], []
+        for part in parts:
+            batch = length_batches.sort_by_length(builder.batch(part), chunk)
+            own = global_batch.denominator(settings.loss, batch["targets"], batch["mask"])
+            micro_batches.append(_pinned(batch) if device_type == "cuda" else batch)
+            weights.append(own / max(total, 1.0))
+        return StepBatches(step, micro_batches, weights, sum(len(s.rows) for s in step.samples))
+
+    stream = sample_steps(
+        queries,
+        settings.sampler,
+        settings.negatives,
+        settings.depth,
+        settings.queries_per_step,
+        rng,
+        epoch,
+        skip,
+    )
+    # On a GPU the CPU is free to build batches ahead, in several threads (tokenising
+    # runs without the GIL); on a CPU an extra busy thread would only slow torch down.
+    loader: Any = (
+        Prefetcher(stream, build, workers=4, depth=16)
+        if device_type == "cuda"
+        else map(build, stream)
+    )
+    log = LossLog(
+        loss_log,
+        accelerator.is_main_process,
+        state.folder / "loss.csv" if state is not None else None,
+    )
+    flush_every = 1 if device_type == "cpu" else 25  # reading a GPU loss waits for it
+    progress = tqdm(
+        total=steps,
+        initial=first_step,
+        desc="training",
+        unit="step",
+        mininterval=5,
+        disable=not accelerator.is_main_process,
+    )
+    report_every = max(1, steps // 10)
+    pending: list[tuple[int, int, torch.Tensor, float]] = []
+    recent: list[float] = []
+    pairs, started = pairs_before, time.perf_counter()
+
+    def flush() -> None:
+        if not pending:
+            return
+        values = torch.stack([loss for _, _, loss, _ in pending])
+        if processes > 1:
+            values = accelerator.reduce(values, reduction="sum")
+        elapsed = seconds_before + time.perf_counter() - started
+        rows = [
+            (step, epoch, f"{value:.6f}", rate, f"{elapsed:.2f}")
+            for (step, epoch, _, rate), value in zip(pending, values.tolist(), strict=True)
+        ]
+        log.write(rows)
+        recent.extend(values.tolist())
+        del recent[:-100]
+        rate = (pairs - pairs_before) / max(time.perf_counter() - started, 1e-9)
+        progress.update(len(pending))
+        progress.set_postfix(loss=f"{recent[-1]:.4f}", pairs_per_s=f"{rate:.0f}", refresh=False)
+        if any(step % report_every == 0 or step == steps for step, *_ in pending):
+            LOGGER.info(
+                "step %d/%d (epoch %d): loss %.4f (mean of the last %d steps), %.0f pairs/s",
+                pending[-1][0],
+                steps,
+                pending[-1][1],
+                sum(recent) / len(recent),
+                len(recent),
+                rate,
+            )
+        pending.clear()
+
+    def stop_requested(signals: resume.StopSignals, step: int) -> bool:
+        """Whether to stop after ``step``; all processes agree (they compare notes every
+        ``flush_every`` steps, since on a GPU that waits for the device)."""
+        if processes == 1:
+            return signals.received is not None
+        if step % flush_every:
+            return False
+        flag = torch.tensor(float(signals.received is not None), device=accelerator.device)
+        return bool(accelerator.reduce(flag, reduction="sum") > 0)
+
+    def save_state(step: int, item: StepBatches) -> Path:
+        state_now = resume.TrainingState(
+            step=step,
+            epoch=item.step.epoch,
+            index=item.step.index,
+            epoch_rng_state=item.step.epoch_rng_state,
+            pairs=pairs,
+            seconds=seconds_before + time.perf_counter() - started,
+            model=accelerator.unwrap_model(scorer).model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            scaler=scaler.state_dict() if scaler.is_enabled() else None,
+            folder=resume_dir,
+        )
+        return resume.save(
+            resume_dir, state_now, fingerprint, loss_log, process, accelerator.wait_for_everyone
+        )
+
+    try:
+        with (
+            deterministic(device_type),
+            precisions.tf32(device_type),
+            resume.StopSignals() as signals,
+        ):
+            for step in range(first_step + 1, steps + 1):
+                item = next(loader)
+                learning_rate = scheduler.get_last_lr()[0]  # the rate this step uses
+                step_loss = torch.zeros((), device=accelerator.device)
+                for i, (batch, weight) in enumerate(
+                    zip(item.micro_batches, item.weights, strict=True)
+                ):
+                    batch = _to_device(batch, accelerator.device)
+                    final = i == len(item.micro_batches) - 1
+                    sync = contextlib.nullcontext() if final else accelerator.no_sync(scorer)
+                    with sync:
+                        with chosen.autocast(device_type):
+                            scores = scorer(batch)
+                        loss = loss_fn(scores, batch["targets"], batch["mask"])
+                        # DistributedDataParallel averages gradients over processes.
+                        scaler.scale(loss * (weight * processes)).backward()
+                    step_loss += loss.detach() * weight
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                pairs += item.pairs
+                pending.append((step, item.step.epoch, step_loss, learning_rate))
+                if len(pending) >= flush_every or step == steps:
+                    flush()
+                stop = step < steps and stop_requested(signals, step)
+                if resume_dir is not None and step < steps:
+                    if stop or step % settings.save_every_steps == 0:
+                        flush()
+                        saved = save_state(step, item)
+                        if stop:
+                            raise resume.TrainingInterrupted(
+                                f"training stopped by {signals.received} after step {step} of "
+                                f"{steps}; its state is in {saved}: run the job again to resume"
+                            )
+                elif stop:
+                    raise resume.TrainingInterrupted(
+                        f"training stopped by {signals.received} after step {step} of {steps} "
+                        "(no resume folder: nothing saved)"
+                    )
+    finally:
+        progress.close()
+        log.close()
+        if isinstance(loader, Prefetcher):
+            loader.close()
+    seconds = seconds_before + time.perf_counter() - started
+    LOGGER.info(
+        "trained %d steps on %d pairs in %.1f s (%.0f pairs/s this run)",
+        steps,
+        pairs,
+        seconds,
+        (pairs - pairs_before) / max(time.perf_counter() - started, 1e-9),
+    )
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        tmp_dir = out_dir.with_name(f".tmp-{out_dir.name}")
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        save_cross_encoder(accelerator.unwrap_model(scorer).model, tokenizer, tmp_dir)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        tmp_dir.rename(out_dir)
+        resume.discard(resume_dir)
+    accelerator.wait_for_everyone()
+    return {"steps": steps, "pairs": pairs, "seconds": seconds, "queries": usable}
+
+
+def _pinned(batch: dict[str, Any]) -> dict[str, Any]:
+    """Page-locked copies, which the GPU copies from while the host works on."""
+    return {
+        key: value.pin_memory() if isinstance(value, torch.Tensor) else value
+        for key, value in batch.items()
+    }
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    if device.type == "cpu":
+        return batch
+    return {
+        key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+        for key, value in batch.items()
+    }
+
+
+def _fingerprint(
+    settings: TrainSettings, start: str, table: TrainingTable, processes: int
+) -> dict[str, Any]:
+    """What a saved state must have been written for to be resumed: the settings (but
+    how often states are saved), the start, the data and the number of processes."""
+    values = dataclasses.asdict(settings)
+    values.pop("save_every_steps")
+    return {
+        "settings": values,
+        "start": str(start),
+        "table_rows": len(table),
+        "table_queries": len(table.query_ids),
+        "processes": processes,
+    }
