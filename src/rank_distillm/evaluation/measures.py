@@ -15,7 +15,7 @@ import pandas as pd
 from rank_distillm.data.atomic import atomic_output
 from rank_distillm.data.trec import QRELS_COLUMNS, require_columns
 
-logger = logging.getLogger(__name__)
+LOGGER = logging.getLogger(__name__)
 
 DEFAULT_MEASURES: tuple[str, ...] = ("nDCG@10", "RR@10", "AP@100")
 # How measures are labelled in reports; measures not listed keep their ir_measures name.
@@ -127,11 +127,11 @@ class RunEvaluator:
         unjudged = sorted(run_queries - judged_set)
         missing = sorted(judged_set - run_queries)
         if unjudged:
-            logger.warning(
+            LOGGER.warning(
                 "dropping %d run queries without qrels: %s", len(unjudged), _preview(unjudged)
             )
         if missing:
-            logger.warning(
+            LOGGER.warning(
                 "%d judged queries missing from the run, scored 0: %s",
                 len(missing),
                 _preview(missing),

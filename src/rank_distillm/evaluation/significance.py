@@ -30,7 +30,7 @@ from statsmodels.stats.multitest import multipletests
 from rank_distillm.data.trec import require_columns
 from rank_distillm.evaluation.measures import IN_RUN
 
-logger = logging.getLogger(__name__)
+LOGGER = logging.getLogger(__name__)
 
 QUERY_RULES = {
     "judged": "all judged queries; a judged query missing from a run scores 0",
@@ -98,7 +98,7 @@ def restrict_queries(metrics: pd.DataFrame, rule: str, cell: Sequence[str]) -> p
             raise ValueError(f"{where}: no judged query is in every run")
         dropped = rows["query_id"].nunique() - len(common)
         if dropped:
-            logger.info(
+            LOGGER.info(
                 "%s: %d of %d judged queries are missing from some run and left out "
                 "(intersection rule)",
                 where,

@@ -26,7 +26,7 @@ from rank_distillm.evaluation.measures import DEFAULT_MEASURES, display_name
 from rank_distillm.report import table_formats
 from rank_distillm.report.plots import bar_chart, save_png
 
-logger = logging.getLogger(__name__)
+LOGGER = logging.getLogger(__name__)
 
 METRICS_COLUMNS = ("row", "system", "first_stage", "dataset", "query_id", "measure", "value")
 MEAN = "mean"
@@ -163,7 +163,7 @@ def _add_counts(
         table[f"queries {column.label}"] = cells
         present = {n for n in cells if n > 0}
         if len(present) > 1:
-            logger.warning(
+            LOGGER.warning(
                 "rows were evaluated on different query counts for %s: %s", column.label, present
             )
 
