@@ -273,8 +273,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rank_distillm.evaluation.measures import DEFAULT_MEASURES
-
+    """The ``rank-distillm`` parser: logging options and the two subcommands."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Use a Rank-DistiLLM cross-encoder outside the workflow: re-rank a "
@@ -284,7 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_rerank_command(commands)
+    add_evaluate_command(commands)
+    return parser
 
+
+def add_rerank_command(commands: argparse._SubParsersAction) -> None:
+    """``rerank``: the checkpoint, the run in and out, and how to compute the scores."""
     rerank = commands.add_parser(
         "rerank",
         help="re-rank a TREC run with a checkpoint",
@@ -354,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_collection_options(rerank, files=True)
     rerank.set_defaults(handler=run_rerank)
 
+
+def add_evaluate_command(commands: argparse._SubParsersAction) -> None:
+    """``evaluate``: the run, its qrels and the measures."""
+    from rank_distillm.evaluation.measures import DEFAULT_MEASURES
+
     evaluate = commands.add_parser(
         "evaluate",
         help="evaluate a TREC run against qrels",
@@ -392,7 +402,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_collection_options(evaluate, files=False)
     evaluate.set_defaults(handler=run_evaluate)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
