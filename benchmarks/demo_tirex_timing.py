@@ -38,7 +38,7 @@ def run_once(work: Path, suffix: str) -> dict[str, float]:
     settings = demo_tirex.DemoTirexSettings()
     corpora = {f"{name}{suffix}": domain for name, domain in settings.corpora.items()}
     settings = demo_tirex.DemoTirexSettings(seed=settings.seed, corpora=corpora)
-    manifests = demo_tirex.write(settings, work / "data")
+    manifests = demo_tirex.write_corpora(settings, work / "data")
     times["generate"] = time.perf_counter() - started
     started = time.perf_counter()
     for path in manifests.values():
@@ -50,9 +50,10 @@ def run_once(work: Path, suffix: str) -> dict[str, float]:
     times["PISA indexes"] = time.perf_counter() - started
     runs = {}
     started = time.perf_counter()
-    for task in demo_tirex.tirex_tasks(settings):
-        topics = datasets.topics(ir_datasets.load(task["id"]))
-        runs[task["id"]] = (topics, bm25(work / "index" / task["group"], topics, num_results=100))
+    for group, domain in settings.corpora.items():
+        for task in (f"{group}/{topic_set}" for topic_set in domain.topic_sets):
+            topics = datasets.topics(ir_datasets.load(task))
+            runs[task] = (topics, bm25(work / "index" / group, topics, num_results=100))
     times["BM25 top 100"] = time.perf_counter() - started
     texts = [t for _, t in datasets.iter_doc_texts(ir_datasets.load(next(iter(manifests))))]
     build_tiny_electra(texts, TinyElectraSettings(), work / "backbone")

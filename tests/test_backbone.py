@@ -44,9 +44,10 @@ def test_unseen_derived_form_keeps_the_stem_token() -> None:
 def test_vocabulary_is_identical_across_processes() -> None:
     """The tokenizers trainer is not (huggingface/tokenizers#1794); ours must be."""
     script = (
-        "import json, sys; from rank_distillm.data.demo_collection import DemoSettings, generate;"
+        "import json, sys;"
+        "from rank_distillm.data.demo_collection import DemoSettings, generate_collection;"
         "from rank_distillm.model.tiny_backbone import wordpiece_vocabulary;"
-        "texts = [p.text for p in generate(DemoSettings(topics=4)).passages];"
+        "texts = [p.text for p in generate_collection(DemoSettings(topics=4)).passages];"
         "print(json.dumps(wordpiece_vocabulary(texts, 300)))"
     )
     outputs = [

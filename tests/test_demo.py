@@ -57,7 +57,7 @@ def derive(settings: DemoSettings) -> Derived:
 
 @pytest.fixture(scope="module")
 def default_collection() -> demo.DemoCollection:
-    return demo.generate(DemoSettings())
+    return demo.generate_collection(DemoSettings())
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def passage_tokens(collection: demo.DemoCollection) -> set[str]:
 
 
 def test_same_seed_same_collection() -> None:
-    a, b = demo.generate(SMALL), demo.generate(SMALL)
+    a, b = demo.generate_collection(SMALL), demo.generate_collection(SMALL)
     assert a.passages == b.passages
     assert list(a.queries) == list(b.queries) == ["train", "dl19", "dl20"]
     for subset in a.queries:
@@ -82,8 +82,8 @@ def test_same_seed_same_collection() -> None:
 
 
 def test_different_seed_different_collection() -> None:
-    a = demo.generate(SMALL)
-    b = demo.generate(DemoSettings(**{**SMALL.__dict__, "seed": 8}))
+    a = demo.generate_collection(SMALL)
+    b = demo.generate_collection(DemoSettings(**{**SMALL.__dict__, "seed": 8}))
     assert [p.text for p in a.passages] != [p.text for p in b.passages]
     assert a.queries["train"]["text"].tolist() != b.queries["train"]["text"].tolist()
     assert not a.qrels["train"].equals(b.qrels["train"])
@@ -91,14 +91,14 @@ def test_different_seed_different_collection() -> None:
 
 def test_rederivation_matches_generate() -> None:
     """Guards the helpers below: the re-derived passages are generate's passages."""
-    assert derive(SMALL).passages == demo.generate(SMALL).passages
+    assert derive(SMALL).passages == demo.generate_collection(SMALL).passages
 
 
 # --------------------------------------------------------------------------- sizes
 
 
 def test_sizes_follow_settings() -> None:
-    collection = demo.generate(SMALL)
+    collection = demo.generate_collection(SMALL)
     assert len(collection.passages) == 4 * 3 * 2
     assert [p.doc_id for p in collection.passages] == [str(i) for i in range(24)]
     counts = {subset: len(frame) for subset, frame in collection.queries.items()}
@@ -141,7 +141,7 @@ def test_passages_hold_their_concepts_and_topic() -> None:
 def test_word_factory_runs_out() -> None:
     # 14 consonants x 5 vowels = 70 syllables: at most 4,900 two-syllable words.
     with pytest.raises(ValueError, match="ran out of unique 2-syllable words"):
-        demo.generate(DemoSettings(filler_words=5000))
+        demo.generate_collection(DemoSettings(filler_words=5000))
 
 
 # --------------------------------------------------------------------------- qrels
@@ -152,7 +152,7 @@ def test_qrels_follow_the_query_concepts(settings: DemoSettings) -> None:
     """Each query names its target concept first (word or variant), maybe a secondary one;
     the target's passages are graded 3 (or 2 when they lack the named secondary), passages
     mentioning the target as secondary 1, the rest of the topic 0."""
-    collection = demo.generate(settings)
+    collection = demo.generate_collection(settings)
     derived = derive(settings)
     by_form = {}
     for index, concept in enumerate(derived.concepts):
@@ -247,7 +247,7 @@ def test_queries_mostly_use_variants(
 
 def test_without_literals_only_question_and_topic_words_match() -> None:
     settings = DemoSettings(**{**SMALL.__dict__, "literal_probability": 0.0})
-    collection = demo.generate(settings)
+    collection = demo.generate_collection(settings)
     derived = derive(settings)
     topic_words = {w for pair in derived.topic_words for w in pair}
     tokens = passage_tokens(collection)
@@ -262,10 +262,10 @@ def test_without_literals_only_question_and_topic_words_match() -> None:
 
 
 def test_write_and_read_back(tmp_path: Path) -> None:
-    collection = demo.generate(SMALL)
+    collection = demo.generate_collection(SMALL)
     out = tmp_path / "demo"
     name = f"demo-{uuid.uuid4().hex[:12]}"
-    demo.write(collection, out / "manifest.json", name)
+    demo.write_collection(collection, out / "manifest.json", name)
 
     names = sorted(p.name for p in out.iterdir())
     assert names == [
@@ -306,16 +306,16 @@ def test_write_and_read_back(tmp_path: Path) -> None:
 
 def test_settings_from_config() -> None:
     config = {"seed": 3, "topics": 5, "passage_words": [4, 9], "eval_queries": {"dl19": 2}}
-    settings = demo.settings_from_config(config)
+    settings = demo.collection_settings(config)
     assert settings.passage_words == (4, 9)
     assert isinstance(settings.passage_words, tuple)
     assert settings.seed == 3 and settings.topics == 5
     assert settings.eval_queries == {"dl19": 2}
     assert settings.train_queries == DemoSettings().train_queries  # defaults kept
     assert config["passage_words"] == [4, 9]  # the config itself is left alone
-    assert demo.settings_from_config({}) == DemoSettings()
+    assert demo.collection_settings({}) == DemoSettings()
 
 
 def test_settings_from_config_rejects_unknown_keys() -> None:
     with pytest.raises(TypeError, match="passages_per_topic"):
-        demo.settings_from_config({"passages_per_topic": 3})
+        demo.collection_settings({"passages_per_topic": 3})

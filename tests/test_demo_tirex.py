@@ -19,7 +19,7 @@ from rank_distillm.evaluation import tirex  # noqa: E402
 from rank_distillm.evaluation.measures import evaluate_run  # noqa: E402
 from rank_distillm.retrieve import bm25, build_index  # noqa: E402
 
-SMALL = demo_tirex.settings_from_config(
+SMALL = demo_tirex.tirex_settings(
     {
         "seed": 3,
         "corpora": {
@@ -32,6 +32,15 @@ SMALL = demo_tirex.settings_from_config(
 )  # fmt: skip
 
 
+def tirex_tasks(settings: demo_tirex.DemoTirexSettings) -> list[dict[str, str]]:
+    """The demo's TIREx catalogue: one task per topic set, grouped by corpus."""
+    return [
+        {"id": f"{name}/{task}", "group": name}
+        for name, domain in settings.corpora.items()
+        for task in domain.topic_sets
+    ]
+
+
 def digest(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
@@ -42,18 +51,18 @@ def digest(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    manifests = demo_tirex.write(SMALL, tmp_path_factory.mktemp("demo-tirex"))
+    manifests = demo_tirex.write_corpora(SMALL, tmp_path_factory.mktemp("demo-tirex"))
     for path in manifests.values():
         datasets.check_collection(datasets.Manifest.read(path))
     return manifests
 
 
 def test_same_seed_same_bytes(tmp_path: Path) -> None:
-    demo_tirex.write(SMALL, tmp_path / "a")
-    demo_tirex.write(SMALL, tmp_path / "b")
+    demo_tirex.write_corpora(SMALL, tmp_path / "a")
+    demo_tirex.write_corpora(SMALL, tmp_path / "b")
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     other = demo_tirex.DemoTirexSettings(seed=4, corpora=SMALL.corpora)
-    demo_tirex.write(other, tmp_path / "c")
+    demo_tirex.write_corpora(other, tmp_path / "c")
     assert digest(tmp_path / "a") != digest(tmp_path / "c")
 
 
@@ -97,20 +106,20 @@ def test_queries_and_graded_qrels(written: dict[str, Path]) -> None:
     ],
 )
 def test_bad_settings_name_the_corpus(corpus: dict, message: str, tmp_path: Path) -> None:
-    settings = demo_tirex.settings_from_config({"corpora": {"bad": corpus}})
+    settings = demo_tirex.tirex_settings({"corpora": {"bad": corpus}})
     with pytest.raises(ValueError, match=rf"demo_tirex\.corpora\.bad.*{message}"):
-        demo_tirex.write(settings, tmp_path)
+        demo_tirex.write_corpora(settings, tmp_path)
 
 
 def test_numeric_topic_set_names_from_yaml_become_strings() -> None:
     corpus = {"style": "news", "documents": 5, "subjects": 2, "topic_sets": {2019: 1}}
-    settings = demo_tirex.settings_from_config({"corpora": {"n": corpus}})
+    settings = demo_tirex.tirex_settings({"corpora": {"n": corpus}})
     assert settings.corpora["n"].topic_sets == {"2019": 1}
     assert settings.seed == demo_tirex.DemoTirexSettings().seed
 
 
 def test_tirex_tasks_group_by_corpus() -> None:
-    assert demo_tirex.tirex_tasks(SMALL) == [
+    assert tirex_tasks(SMALL) == [
         {"id": "tx-news/2019", "group": "tx-news"},
         {"id": "tx-news/2020", "group": "tx-news"},
         {"id": "tx-args/test", "group": "tx-args"},
@@ -127,7 +136,7 @@ def test_sgml_corpus_through_bm25_reranking_and_evaluation(
 
     model, tokenizer = load_cross_encoder(str(backbone_dir), query_length=8, doc_length=24)
     encoder = PairEncoder(tokenizer, 8, 24)
-    selection = tirex.select_tasks({"tasks": demo_tirex.tirex_tasks(SMALL)})
+    selection = tirex.select_tasks({"tasks": tirex_tasks(SMALL)})
     metrics = []
     for name in SMALL.corpora:
         build_index(datasets.iter_doc_texts(ir_datasets.load(name)), tmp_path / name)

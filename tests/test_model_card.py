@@ -76,7 +76,7 @@ def demo_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, Pa
     facts = card_facts(load("config.yaml"), DEMO_MODEL)
     write_run_files(facts, offset=0.1)
     out = tmp_path / "results" / "demo" / "models" / DEMO_MODEL / "README.md"
-    steps.write_model_card(facts, out)
+    steps.write_model_readme(facts, out)
     return facts, out
 
 

@@ -89,7 +89,7 @@ def vaswani(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         dataset = datasets.load(VASWANI_ID)
         texts = (text for _, text in datasets.iter_doc_texts(dataset))
         build_tiny_electra(texts, TINY_VASWANI, root / "backbone")
-        steps.write_hard_negative_table(
+        steps.prepare_hard_negative_table(
             manifests,
             VASWANI_ID,
             root / "bm25.run",

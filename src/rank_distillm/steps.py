@@ -34,8 +34,8 @@ def make_demo(
     """
     from rank_distillm.data import demo_collection as demo
 
-    collection = demo.generate(demo.settings_from_config(settings))
-    demo.write(collection, manifest, name, scoreddocs or {})
+    collection = demo.generate_collection(demo.collection_settings(settings))
+    demo.write_collection(collection, manifest, name, scoreddocs or {})
     dataset = datasets.load(name, [manifest])
     counts = {"passages": datasets.build_docstore(dataset)}
     counts.update({subset: len(frame) for subset, frame in collection.queries.items()})
@@ -59,7 +59,9 @@ def make_demo_tirex(settings: Mapping[str, Any], out_dir: Path) -> None:
     docstores."""
     from rank_distillm.data import demo_tirex
 
-    for name, path in demo_tirex.write(demo_tirex.settings_from_config(settings), out_dir).items():
+    for name, path in demo_tirex.write_corpora(
+        demo_tirex.tirex_settings(settings), out_dir
+    ).items():
         counts = datasets.check_collection(datasets.Manifest.read(path))
         LOGGER.info("demo TIREx corpus %s: %s", name, counts)
 
@@ -159,7 +161,7 @@ def _training_query_ids(manifests: Paths, dataset_id: str) -> set[str]:
     return {query.query_id for query in dataset.queries_iter()}
 
 
-def write_teacher_table(
+def prepare_teacher_table(
     manifests: Paths,
     dataset_id: str,
     teacher_run: Path,
@@ -190,7 +192,7 @@ def write_teacher_table(
         training_tables.require_published(out_table, out_stats, published)
 
 
-def write_hard_negative_table(
+def prepare_hard_negative_table(
     manifests: Paths,
     dataset_id: str,
     first_stage_run: Path,
@@ -336,7 +338,7 @@ def write_metrics(
         LOGGER.info("%s on %s:\n%s", job["run"], job["dataset"], summary)
 
 
-def write_model_card(facts: Mapping[str, Any], out_card: Path) -> None:
+def write_model_readme(facts: Mapping[str, Any], out_card: Path) -> None:
     """A model's hub card (``report_plan.card_facts``) from its loss log, training-table
     statistics and metrics files."""
     from rank_distillm.report import model_card

@@ -2,11 +2,11 @@
 from pathlib import Path
 
 from rank_distillm.logs import log_to
-from rank_distillm.steps import write_hard_negative_table
+from rank_distillm.steps import prepare_hard_negative_table
 
 p = snakemake.params
 with log_to(snakemake.log[0]):
-    write_hard_negative_table(
+    prepare_hard_negative_table(
         p.manifests,
         p.dataset,
         Path(snakemake.input.first_stage),

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from rank_distillm.logs import log_to
-from rank_distillm.steps import write_model_card
+from rank_distillm.steps import write_model_readme
 
 with log_to(snakemake.log[0]):
-    write_model_card(snakemake.params.facts, Path(snakemake.output.card))
+    write_model_readme(snakemake.params.facts, Path(snakemake.output.card))

@@ -3,12 +3,12 @@
 from pathlib import Path
 
 from rank_distillm.logs import log_to
-from rank_distillm.steps import write_teacher_table
+from rank_distillm.steps import prepare_teacher_table
 
 p = snakemake.params
 first_stage, published = snakemake.input.get("first_stage"), snakemake.input.get("published")
 with log_to(snakemake.log[0]):
-    write_teacher_table(
+    prepare_teacher_table(
         p.manifests,
         p.dataset,
         Path(snakemake.input.teacher_run),

@@ -102,7 +102,7 @@ class WordFactory:
         raise ValueError(f"ran out of unique {syllables}-syllable words; lower the demo sizes")
 
 
-def generate(settings: DemoSettings) -> DemoCollection:
+def generate_collection(settings: DemoSettings) -> DemoCollection:
     """Build the whole demo collection from ``settings.seed``; same seed, same bytes."""
     rng = random.Random(settings.seed)
     words = WordFactory(rng)
@@ -221,7 +221,7 @@ def _grade(passage: Passage, target: int, secondary: int | None) -> int:
     return 0
 
 
-def settings_from_config(values: Mapping[str, Any]) -> DemoSettings:
+def collection_settings(values: Mapping[str, Any]) -> DemoSettings:
     """Settings from the config's ``demo`` mapping (lists become tuples)."""
     values = dict(values)
     if "passage_words" in values:
@@ -229,7 +229,7 @@ def settings_from_config(values: Mapping[str, Any]) -> DemoSettings:
     return DemoSettings(**values)
 
 
-def write(
+def write_collection(
     collection: DemoCollection,
     manifest_path: Path,
     name: str,

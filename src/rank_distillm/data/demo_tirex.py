@@ -97,7 +97,7 @@ class DemoTirexSettings:
     )
 
 
-def settings_from_config(values: Mapping[str, Any]) -> DemoTirexSettings:
+def tirex_settings(values: Mapping[str, Any]) -> DemoTirexSettings:
     """Settings from the config's ``demo_tirex`` mapping."""
     values = dict(values)
     corpora = {}
@@ -126,7 +126,7 @@ class Corpus:
     qrels: dict[str, list[tuple[str, str, int]]]  # task -> (query_id, doc_id, grade)
 
 
-def generate(name: str, settings: DomainSettings, seed: int) -> Corpus:
+def generate_corpus(name: str, settings: DomainSettings, seed: int) -> Corpus:
     """Generate one corpus; the seed is mixed with the name, so corpora differ."""
     if settings.style not in STYLES:
         raise ValueError(f"demo_tirex.corpora.{name}.style: expected one of {list(STYLES)}")
@@ -242,14 +242,14 @@ def _write_trec_topics(topics: list[dict[str, str]], path: Path) -> None:
     atomic.atomic_write_text(path, "".join(blocks))
 
 
-def write(settings: DemoTirexSettings, out_dir: Path) -> dict[str, Path]:
+def write_corpora(settings: DemoTirexSettings, out_dir: Path) -> dict[str, Path]:
     """Write every corpus to ``out_dir/<name>/`` with its manifest, written last (it marks
     the corpus complete). Returns the manifest paths by collection name."""
     import pandas as pd
 
     manifests = {}
     for name, domain in settings.corpora.items():
-        corpus = generate(name, domain, settings.seed)
+        corpus = generate_corpus(name, domain, settings.seed)
         style = STYLES[domain.style]
         folder = out_dir / name
         if style.docs_format == "trec":
@@ -289,12 +289,3 @@ def write(settings: DemoTirexSettings, out_dir: Path) -> dict[str, Path]:
         manifest.write(folder / "manifest.json")
         manifests[name] = folder / "manifest.json"
     return manifests
-
-
-def tirex_tasks(settings: DemoTirexSettings) -> list[dict[str, str]]:
-    """The demo's TIREx catalogue: one task per topic set, grouped by corpus."""
-    return [
-        {"id": f"{name}/{task}", "group": name}
-        for name, domain in settings.corpora.items()
-        for task in domain.topic_sets
-    ]
