@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci import skip_or_fail_in_ci
+
 _CACHE = Path(tempfile.mkdtemp(prefix="rank-distillm-tests-"))
 # Set before any test module imports ir_datasets, transformers or matplotlib.
 os.environ["HF_HUB_OFFLINE"] = "1"  # a hub lookup would retry for ~45 s
@@ -28,9 +30,7 @@ def shared_data() -> Path:
     never in CI (CI=true), where its absence is a failure."""
     data = SHARED / "data"
     if not data.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{data} is missing; CI must run the tests on real data")
-        pytest.skip(f"{data} is absent")
+        skip_or_fail_in_ci(f"{data} is absent")
     return data
 
 
@@ -84,6 +84,4 @@ def slurm_cluster() -> str:
         if status.returncode == 0:
             return status.stdout.strip()
         problem = status.stderr.strip() or f"slurm-cluster.sh status exited {status.returncode}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must run the SLURM tests: {problem}")
-    pytest.skip(problem)
+    skip_or_fail_in_ci(problem)

@@ -19,6 +19,7 @@ from rank_distillm.evaluation.measures import (
     relevance_notes,
     write_per_query,
 )
+from tests.ci import skip_or_fail_in_ci
 
 TREC_DL = Path(__file__).resolve().parents[2] / "shared" / "data" / "trec-dl"
 
@@ -222,9 +223,7 @@ def read_trec_qrels(path: Path) -> pd.DataFrame:
 )
 def test_reference_ndcg(run_name: str, qrels_name: str, expected: float) -> None:
     if not TREC_DL.is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"reference data missing on CI: {TREC_DL}")
-        pytest.skip(f"reference data not available: {TREC_DL}")
+        skip_or_fail_in_ci(f"reference data not available: {TREC_DL}")
     run = read_trec_run(TREC_DL / "runs" / run_name)
     qrels = read_trec_qrels(TREC_DL / qrels_name)
     result = evaluate_run(run[run["rank"] <= 100], qrels, measures=["nDCG@10"])

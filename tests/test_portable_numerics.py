@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from rank_distillm.model import numerics
+from tests.ci import skip_or_fail_in_ci
 from tests.workflow_runner import REPO, isolated_env
 
 MAX_SCORE_DIFFERENCE_MEASURED = "see the docstring"
@@ -66,9 +67,7 @@ def short_runs(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[tup
     flags = numerics.cpu_flags()
     reason = numerics.unsupported(flags)
     if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the portable-numerics test: {reason}")
-        pytest.skip(reason)
+        skip_or_fail_in_ci(reason)
     variants = [(on, cpu) for on in (True, False) for cpu in ("this", "weaker")]
     caps = {"this": {}, "weaker": weaker_cpu(flags)}
     root = tmp_path_factory.mktemp("portable")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.ci import skip_or_fail_in_ci
 from tests.workflow_runner import snakemake
 
 CHROMIUM_FLAGS = [
@@ -45,9 +46,7 @@ def find_or_install_chromium() -> str:
         found = shutil.which("chromium")
         if found:
             return found
-    if os.environ.get("CI") == "true":
-        pytest.fail("chromium is missing and could not be installed (apt-get install chromium)")
-    pytest.skip("chromium is missing: apt-get install chromium")
+    skip_or_fail_in_ci("chromium is missing: apt-get install chromium")
 
 
 @pytest.fixture(scope="module")
