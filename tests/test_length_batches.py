@@ -12,21 +12,31 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 from rank_distillm.model.checkpoints import load_cross_encoder  # noqa: E402
 from rank_distillm.model.cross_encoder import CrossEncoder  # noqa: E402
 from rank_distillm.model.pair_encoder import PairEncoder  # noqa: E402
 from rank_distillm.training import losses, sampling  # noqa: E402
 from rank_distillm.training.batches import BatchBuilder  # noqa: E402
-from rank_distillm.training.length_batches import (
+from rank_distillm.training.length_batches import (  # noqa: E402
+    CPU_PAIRS_PER_CHUNK,
     pairs_per_chunk,
-    score_query_lists,
     score_sorted,
     sort_by_length,
 )
 from tests.helpers import EXTRA_TEXTS, split_texts, training_table  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+def score_query_lists(
+    model: nn.Module, batch: dict[str, torch.Tensor], pairs_per_chunk: int = CPU_PAIRS_PER_CHUNK
+) -> torch.Tensor:
+    """Scores of a (queries x passages) training batch as the loss expects them: shape
+    ``batch["mask"].shape``, padded entries 0. ``batch`` holds the flat pair tensors
+    (one row per real pair, in mask order) and ``mask``, on the CPU."""
+    return score_sorted(model, sort_by_length(batch, pairs_per_chunk))
 
 
 def uneven_batch(backbone_dir: Path):

@@ -85,15 +85,6 @@ def score_sorted(model: nn.Module, batch: dict) -> torch.Tensor:
     return scores[batch["gather"]]
 
 
-def score_query_lists(
-    model: nn.Module, batch: dict[str, torch.Tensor], pairs_per_chunk: int = CPU_PAIRS_PER_CHUNK
-) -> torch.Tensor:
-    """Scores of a (queries x passages) training batch as the loss expects them: shape
-    ``batch["mask"].shape``, padded entries 0. ``batch`` holds the flat pair tensors
-    (one row per real pair, in mask order) and ``mask``, on the CPU."""
-    return score_sorted(model, sort_by_length(batch, pairs_per_chunk))
-
-
 class ListScorer(nn.Module):
     """A cross-encoder scoring whole length-sorted training batches in one call, so that
     DistributedDataParallel sees one forward per backward, however many chunks."""
