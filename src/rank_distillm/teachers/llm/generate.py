@@ -349,8 +349,6 @@ def generate_teacher_run(
     ``generator`` replaces the model named in ``settings`` (tests, or a model already
     loaded).
     """
-    from rank_distillm.teachers.llm.backends import load_generator
-
     started = time.perf_counter()
     out_run = Path(out_run)
     queries = select_candidates(first_stage_run, texts, settings.depth, num_queries, settings.seed)
@@ -368,72 +366,11 @@ def generate_teacher_run(
         partial_path,
         len(todo),
     )
-    if todo:
-        if generator is None:
-            generator = load_generator(
-                settings.model,
-                settings.backend,
-                settings.dtype,
-                settings.context_size,
-                settings.seed,
-            )
-        builder = PromptBuilder(
-            generator.tokenizer,
-            settings.prompt_format,
-            settings.context_size,
-            settings.passage_length,
-        )
-        generation_started = time.perf_counter()
-        with tqdm(total=len(todo), unit="query", desc="teacher generation", mininterval=5) as bar:
-            for begin in range(0, len(todo), settings.batch_size):
-                block = todo[begin : begin + settings.batch_size]
-                wanted = sorted({doc_id for query in block for doc_id in query.doc_ids})
-                passages = dict(zip(wanted, texts.doc_texts(wanted), strict=True))
-                results = rerank_block(block, passages, generator, builder, settings)
-                partial.append(results)
-                done.update((result.query_id, result) for result in results)
-                bar.update(len(block))
-        generation_seconds = time.perf_counter() - generation_started
-    else:
-        generation_seconds = 0.0
-    ordered = [done[query.query_id] for query in queries]
-    for query, result in zip(queries, ordered, strict=True):
-        if sorted(result.doc_ids) != sorted(query.doc_ids):
-            raise ValueError(
-                f"{partial_path}: query {query.query_id} is not a permutation of its candidates"
-            )
+    generation_seconds = _generate_missing(todo, texts, settings, partial, done, generator)
+    ordered = _finished_in_order(queries, done, partial_path)
     repairs = RepairCounts.total(result.repairs for result in ordered)
-    stats: dict[str, Any] = {
-        "model": settings.model,
-        "prompt_format": settings.prompt_format,
-        "queries": len(queries),
-        "resumed_queries": len(queries) - len(todo),
-        "generated_queries": len(todo),
-        "passages": sum(len(result.doc_ids) for result in ordered),
-        "prompt_tokens": sum(result.prompt_tokens for result in ordered),
-        "generation_seconds": round(generation_seconds, 3),
-        "queries_per_second": round(len(todo) / generation_seconds, 4)
-        if generation_seconds
-        else None,
-        "windows_shortened_to_fit": sum(result.shortened_windows for result in ordered),
-        "repairs": repairs.as_dict(),
-    }
-    LOGGER.info("repairs over %d queries, %s", len(queries), repairs.summary())
-    if stats["windows_shortened_to_fit"]:
-        LOGGER.warning(
-            "%d of %d windows had their passages cut below the word budget to fit context_size %d",
-            stats["windows_shortened_to_fit"],
-            repairs.windows,
-            settings.context_size,
-        )
-    LOGGER.info(
-        "generated %d queries in %.1f s (%s queries/s); %d resumed from %s",
-        len(todo),
-        generation_seconds,
-        stats["queries_per_second"],
-        stats["resumed_queries"],
-        partial_path.name,
-    )
+    stats = _statistics(settings, len(queries), len(todo), ordered, repairs, generation_seconds)
+    _log_statistics(stats, repairs, settings, generation_seconds, partial_path)
     run_tag = tag or f"{settings.prompt_format}.{Path(settings.model).name}"
     if out_stats is not None:
         atomic.atomic_write_text(out_stats, json.dumps(stats, indent=2, sort_keys=True) + "\n")
@@ -447,3 +384,111 @@ def generate_teacher_run(
         time.perf_counter() - started,
     )
     return stats
+
+
+def _generate_missing(
+    todo: Sequence[QueryCandidates],
+    texts: TextLookup,
+    settings: GenerationSettings,
+    partial: PartialRun,
+    done: dict[str, QueryResult],
+    generator: Generator | None,
+) -> float:
+    """Re-rank the queries not done yet, block by block, appending each finished block to
+    the partial file and to ``done``; the seconds it took (0 when none was left, and then
+    no model is loaded)."""
+    from rank_distillm.teachers.llm.backends import load_generator
+
+    if not todo:
+        return 0.0
+    if generator is None:
+        generator = load_generator(
+            settings.model,
+            settings.backend,
+            settings.dtype,
+            settings.context_size,
+            settings.seed,
+        )
+    builder = PromptBuilder(
+        generator.tokenizer,
+        settings.prompt_format,
+        settings.context_size,
+        settings.passage_length,
+    )
+    generation_started = time.perf_counter()
+    with tqdm(total=len(todo), unit="query", desc="teacher generation", mininterval=5) as bar:
+        for begin in range(0, len(todo), settings.batch_size):
+            block = todo[begin : begin + settings.batch_size]
+            wanted = sorted({doc_id for query in block for doc_id in query.doc_ids})
+            passages = dict(zip(wanted, texts.doc_texts(wanted), strict=True))
+            results = rerank_block(block, passages, generator, builder, settings)
+            partial.append(results)
+            done.update((result.query_id, result) for result in results)
+            bar.update(len(block))
+    return time.perf_counter() - generation_started
+
+
+def _finished_in_order(
+    queries: Sequence[QueryCandidates], done: Mapping[str, QueryResult], partial_path: Path
+) -> list[QueryResult]:
+    """Every query's result in the run's query order, each checked to be a permutation of
+    its candidates (a resumed partial file could hold anything)."""
+    ordered = [done[query.query_id] for query in queries]
+    for query, result in zip(queries, ordered, strict=True):
+        if sorted(result.doc_ids) != sorted(query.doc_ids):
+            raise ValueError(
+                f"{partial_path}: query {query.query_id} is not a permutation of its candidates"
+            )
+    return ordered
+
+
+def _statistics(
+    settings: GenerationSettings,
+    num_queries: int,
+    generated: int,
+    ordered: Sequence[QueryResult],
+    repairs: RepairCounts,
+    generation_seconds: float,
+) -> dict[str, Any]:
+    """The run's statistics file: counts, tokens, speed and answer repairs."""
+    return {
+        "model": settings.model,
+        "prompt_format": settings.prompt_format,
+        "queries": num_queries,
+        "resumed_queries": num_queries - generated,
+        "generated_queries": generated,
+        "passages": sum(len(result.doc_ids) for result in ordered),
+        "prompt_tokens": sum(result.prompt_tokens for result in ordered),
+        "generation_seconds": round(generation_seconds, 3),
+        "queries_per_second": round(generated / generation_seconds, 4)
+        if generation_seconds
+        else None,
+        "windows_shortened_to_fit": sum(result.shortened_windows for result in ordered),
+        "repairs": repairs.as_dict(),
+    }
+
+
+def _log_statistics(
+    stats: Mapping[str, Any],
+    repairs: RepairCounts,
+    settings: GenerationSettings,
+    generation_seconds: float,
+    partial_path: Path,
+) -> None:
+    """Log the repairs, the windows cut to fit the context (a warning) and the speed."""
+    LOGGER.info("repairs over %d queries, %s", stats["queries"], repairs.summary())
+    if stats["windows_shortened_to_fit"]:
+        LOGGER.warning(
+            "%d of %d windows had their passages cut below the word budget to fit context_size %d",
+            stats["windows_shortened_to_fit"],
+            repairs.windows,
+            settings.context_size,
+        )
+    LOGGER.info(
+        "generated %d queries in %.1f s (%s queries/s); %d resumed from %s",
+        stats["generated_queries"],
+        generation_seconds,
+        stats["queries_per_second"],
+        stats["resumed_queries"],
+        partial_path.name,
+    )
