@@ -99,3 +99,14 @@ def test_processes_for_the_gpus_a_job_was_given() -> None:
         RuntimeError, match="compute.train_gpus asks for 2 GPUs per training job, but torch sees 0"
     ):
         training_processes(2)
+
+
+def test_an_exception_in_a_process_is_raised_in_the_launcher() -> None:
+    """``math.sqrt(-1.0)`` fails in both processes: the launcher stops the group and raises
+    torch's ChildFailedError (each process's traceback is in the job's log)."""
+    import math
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    with pytest.raises(ChildFailedError, match="_worker FAILED"):
+        launch(2, math.sqrt, -1.0)

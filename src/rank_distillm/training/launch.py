@@ -1,50 +1,32 @@
 """Running a training function in several data-parallel processes on one machine.
 
-What ``accelerate launch --num_processes N`` does, from Python, so a Snakemake rule can
-train on the N GPUs its job was given: N processes (started fresh, not forked: the
-parent may hold threads and CUDA), each with torch.distributed's environment (rank,
-world size, a free port on 127.0.0.1). In each, ``accelerate.Accelerator`` finds that
-environment and joins the process group: NCCL on GPUs (one GPU per process), gloo on
-CPUs (tests, and machines without GPUs).
+What ``torchrun --standalone --nproc-per-node N`` does, from Python (torch's own launcher,
+``torch.distributed.launcher``), so a Snakemake rule can train on the N GPUs its job was
+given: N processes (started fresh, not forked: the parent may hold threads and CUDA),
+each with torch.distributed's environment (rank, world size, the rendezvous store on
+127.0.0.1). Standalone rendezvous binds its store to a port the system picks and the
+workers join that store, so no port is chosen before it is bound (another process cannot
+take it in between). In each process, ``accelerate.Accelerator`` finds that environment
+and joins the process group: NCCL on GPUs (one GPU per process), gloo on CPUs (tests,
+and machines without GPUs).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 LOGGER = logging.getLogger(__name__)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _worker(
-    rank: int,
-    processes: int,
-    port: int,
-    threads: int,
-    function: Callable[..., Any],
-    args: tuple,
-    level: int,
-) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        WORLD_SIZE=str(processes),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        LOCAL_WORLD_SIZE=str(processes),
-    )
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: loopback
+def _worker(threads: int, function: Callable[..., Any], args: tuple, level: int) -> None:
+    rank = int(os.environ["RANK"])  # set by the launcher, with the rest of the environment
     os.environ["OMP_NUM_THREADS"] = str(threads)  # accelerate would pick its own
     torch.set_num_threads(threads)
     # Every process writes to the job's log (inherited stderr); the others only warnings.
@@ -71,8 +53,8 @@ def training_processes(gpus: int) -> int:
 
 def launch(processes: int, function: Callable[..., Any], *args: Any, threads: int = 1) -> None:
     """Call ``function(*args)`` in ``processes`` data-parallel processes (or here, for
-    one), each with ``threads`` torch threads. An exception in any process is raised
-    here once all have ended."""
+    one), each with ``threads`` torch threads. An exception in any process stops the
+    others and is raised here (torch's ``ChildFailedError``, naming the process)."""
     if processes < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")
     if processes == 1:
@@ -85,10 +67,15 @@ def launch(processes: int, function: Callable[..., Any], *args: Any, threads: in
         )
     LOGGER.info("launching %d data-parallel training processes", processes)
     level = logging.getLogger().getEffectiveLevel()
-    torch.multiprocessing.start_processes(
-        _worker,
-        args=(processes, free_port(), threads, function, args, level),
-        nprocs=processes,
-        join=True,
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: loopback
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=processes,
+        run_id=f"rank-distillm-{uuid.uuid4().hex[:8]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",  # standalone: the store binds a free port itself
+        max_restarts=0,
         start_method="spawn",
     )
+    elastic_launch(config, _worker)(threads, function, args, level)
