@@ -263,24 +263,45 @@ def aggregate(
         group=metrics["task"].map(group_of),
         unique_query=metrics["task"] + "/" + metrics["query_id"],
     )
-    keys = ["system", "measure"]
-    tasks = (
-        metrics.groupby([*keys, "task", "group"], sort=False)
+    tasks = _task_means(metrics)
+    status = selection.status().set_index("group")
+    groups = _group_means(metrics, status)
+    overall = _overall(tasks, groups, status, rule)
+    tasks, groups = _in_catalogue_order(tasks, groups, selection, systems)
+    return {"tasks": tasks, "groups": groups, "overall": overall}
+
+
+_KEYS = ["system", "measure"]
+
+
+def _task_means(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per system, measure and task: the mean over the task's queries."""
+    return (
+        metrics.groupby([*_KEYS, "task", "group"], sort=False)
         .agg(value=("value", "mean"), queries=("query_id", "nunique"))
         .reset_index()
     )
+
+
+def _group_means(metrics: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
+    """Per system, measure and group: the mean over the group's queries, with how many
+    of its tasks were used (``status``: ``Selection.status`` by group)."""
     # A group is its tasks' queries concatenated: a mean over queries, not over tasks.
     groups = (
-        metrics.groupby([*keys, "group"], sort=False)
+        metrics.groupby([*_KEYS, "group"], sort=False)
         .agg(value=("value", "mean"), queries=("unique_query", "nunique"))
         .reset_index()
     )
-    status = selection.status().set_index("group")
-    groups = groups.join(status[["tasks_used", "tasks_total", "complete"]], on="group")
+    return groups.join(status[["tasks_used", "tasks_total", "complete"]], on="group")
 
+
+def _overall(
+    tasks: pd.DataFrame, groups: pd.DataFrame, status: pd.DataFrame, rule: str
+) -> pd.DataFrame:
+    """Per system and measure, one row for each of ``AGGREGATES``."""
     everything_complete = bool(status["complete"].all())
     rows = []
-    for (system, measure), part in groups.groupby(keys, sort=False):
+    for (system, measure), part in groups.groupby(_KEYS, sort=False):
         task_values = tasks[(tasks["system"] == system) & (tasks["measure"] == measure)]["value"]
         values = {
             "groups_mean": part["value"].mean(),
@@ -301,7 +322,14 @@ def aggregate(
                     "rule": rule,
                 }
             )
-    # Rows in a stable order: systems as first seen, tasks and groups as in the catalogue.
+    return pd.DataFrame(rows)
+
+
+def _in_catalogue_order(
+    tasks: pd.DataFrame, groups: pd.DataFrame, selection: Selection, systems: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows in a stable order (systems as first seen, tasks and groups as in the
+    catalogue) and the documented columns."""
     task_order = {task.id: n for n, task in enumerate(selection.catalogue)}
     group_order = {group: n for n, group in enumerate(selection.groups())}
     system_order = {system: n for n, system in enumerate(systems)}
@@ -316,4 +344,4 @@ def aggregate(
     groups = groups[
         ["system", "group", "measure", "value", "queries", "tasks_used", "tasks_total", "complete"]
     ]
-    return {"tasks": tasks, "groups": groups, "overall": pd.DataFrame(rows)}
+    return tasks, groups
