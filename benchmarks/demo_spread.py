@@ -34,6 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.helpers import load_config  # noqa: E402
 from tests.workflow_runner import (  # noqa: E402
     WORKFLOW_FILES,
     copy_workflow,
@@ -48,9 +49,7 @@ def experiment_of(workdir: Path, configs: list[Path]) -> Any:
     from rank_distillm import experiment
 
     files = [workdir / "config.yaml", *configs]
-    return experiment.from_config(
-        experiment.load_config(files, workdir / "schemas" / "config.schema.yaml")
-    )
+    return experiment.from_config(load_config(files, workdir / "schemas" / "config.schema.yaml"))
 
 
 def prepare(workdir: Path, configs: list[Path]) -> None:

@@ -18,10 +18,14 @@ import time
 from pathlib import Path
 
 TABLES_IN_PROCESS = """
-from rank_distillm.experiment import from_config, load_config
+from pathlib import Path
+import yaml
+from snakemake.utils import validate
+from rank_distillm.experiment import from_config
 from rank_distillm.report.files import rebuild_tables
 from rank_distillm.report_plan import report_spec
-config = load_config(["config.yaml"], "schemas/config.schema.yaml")
+config = yaml.safe_load(Path("config.yaml").read_text())
+validate(config, "schemas/config.schema.yaml")
 rebuild_tables(report_spec(from_config(config), config))
 """
 

@@ -1,12 +1,14 @@
 """Shared builders for the model, rerank and train tests: a tiny ELECTRA backbone and a
-synthetic training table, both small enough to train on a laptop CPU in seconds."""
+synthetic training table, both small enough to train on a laptop CPU in seconds; and the
+config files merged and validated as Snakemake does."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -124,3 +126,15 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def load_config(paths: Sequence[str | Path], schema: str | Path) -> dict[str, Any]:
+    """Merge YAML files as ``snakemake --configfile a b`` does, validate, fill defaults."""
+    import yaml
+    from snakemake.utils import update_config, validate
+
+    config: dict[str, Any] = {}
+    for path in paths:
+        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
+    validate(config, str(schema))
+    return config

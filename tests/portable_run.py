@@ -32,11 +32,10 @@ def main(workdir: Path, out: Path, portable: bool) -> None:
 
     from rank_distillm import experiment, steps
     from rank_distillm.data import trec as trec_io
+    from tests.helpers import load_config
 
     os.chdir(workdir)
-    exp = experiment.from_config(
-        experiment.load_config(["config.yaml"], "schemas/config.schema.yaml")
-    )
+    exp = experiment.from_config(load_config(["config.yaml"], "schemas/config.schema.yaml"))
     torch.set_num_threads(exp.config["compute"]["train_threads"])
     result: dict[str, object] = {"numerics": numerics.enforce()}
     start = ""

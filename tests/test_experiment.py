@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from rank_distillm.experiment import ConfigError, from_config, load_config
+from rank_distillm.experiment import ConfigError, from_config
+from tests.helpers import load_config
 from tests.workflow_runner import REPO
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"

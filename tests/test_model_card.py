@@ -16,6 +16,7 @@ from rank_distillm import experiment, steps
 from rank_distillm.evaluation import measures as evaluate
 from rank_distillm.report import model_card
 from rank_distillm.report_plan import card_facts
+from tests.helpers import load_config
 from tests.workflow_runner import REPO
 
 DEMO_MODEL = "tiny-electra.stage1.stage2-ranknet"
@@ -26,9 +27,7 @@ VALUES = {"nDCG@10": [0.2, 0.4, 0.9], "RR@10": [0.0, 0.25, 0.5], "AP@100": [0.1,
 
 def load(*configs: str) -> experiment.Experiment:
     paths = [REPO / name for name in configs]
-    return experiment.from_config(
-        experiment.load_config(paths, REPO / "schemas" / "config.schema.yaml")
-    )
+    return experiment.from_config(load_config(paths, REPO / "schemas" / "config.schema.yaml"))
 
 
 def write_run_files(facts: dict, offset: float = 0.0, steps_run: int = 12) -> None:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from rank_distillm.evaluation.measures import write_per_query
-from rank_distillm.experiment import from_config, load_config
+from rank_distillm.experiment import from_config
 from rank_distillm.report.files import (
     MissingMetricsError,
     ReportSpec,
@@ -27,6 +27,7 @@ from rank_distillm.report.files import (
     write_environment,
 )
 from rank_distillm.report_plan import report_spec
+from tests.helpers import load_config
 from tests.workflow_runner import REPO
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"

@@ -14,10 +14,11 @@ from scipy import stats
 
 from rank_distillm.data.published import PublishedSpec
 from rank_distillm.evaluation import reproduction, tirex
-from rank_distillm.experiment import from_config, load_config
+from rank_distillm.experiment import from_config
 from rank_distillm.report.files import ReportSpec, grouped
 from rank_distillm.report.model_zoo import Outputs, write_model_zoo
 from rank_distillm.report_plan import report_spec
+from tests.helpers import load_config
 from tests.workflow_runner import REPO
 
 CELL = ("first_stage", "dataset")

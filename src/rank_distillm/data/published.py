@@ -59,6 +59,24 @@ def tirex_group(task: str) -> str:
     return ir_datasets.docs_parent_id(task).split("/")[0]
 
 
+def _archive_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of :class:`PublishedSpec` that config ``published`` and its archive's
+    ``downloads`` entry set."""
+    from rank_distillm.data.download import checksum_path
+
+    settings = config["published"]
+    name = settings["archive"].removeprefix("resources/")
+    source = config.get("downloads", {}).get(name, {})
+    return {
+        "archive": settings["archive"],
+        "md5": source.get("md5"),
+        "checksum_file": checksum_path(name),
+        "record": source.get("record"),
+        "tirex": settings.get("tirex", True),
+        "map_cranfield_ids": settings.get("map_cranfield_ids", True),
+    }
+
+
 @dataclass(frozen=True)
 class PublishedSpec:
     """What the published stage reads and writes for one experiment."""
@@ -84,19 +102,9 @@ class PublishedSpec:
     ) -> PublishedSpec:
         """``config['published']`` with its archive's ``downloads`` entry (the schema and
         ``experiment.from_config`` have checked both)."""
-        from rank_distillm.data.download import checksum_path
-
-        settings = config["published"]
-        name = settings["archive"].removeprefix("resources/")
-        source = config.get("downloads", {}).get(name, {})
         return cls(
             root=f"{root}/published",
-            archive=settings["archive"],
-            md5=source.get("md5"),
-            checksum_file=checksum_path(name),
-            record=source.get("record"),
-            tirex=settings.get("tirex", True),
-            map_cranfield_ids=settings.get("map_cranfield_ids", True),
+            **_archive_settings(config),
             manifests=tuple(manifests),
             first_stage_runs=tuple(first_stage_runs),
         )
