@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -576,77 +576,96 @@ def read_topics_with_report(
     An empty text is kept and counted: the query stays in the evaluation. Topic files are
     small, so plain Python parsing is fine and tells empty text from no text.
     """
-    texts: dict[str, str] = {}
-    lines: dict[str, int] = {}
-    repeated: list[str] = []
-    empty: list[str] = []
-    rows = 0
     with _trec_errors():
-        for lineno, raw in numbered_lines(path, detect_compression(path)):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                continue
-            rows += 1
-            fields = line.split("\t")
-            if len(fields) != 2:
-                raise _error(
-                    path,
-                    lineno,
-                    f"expected 2 tab-separated columns (query_id text), found {len(fields)}",
-                )
-            query_id, text = fields
-            if not query_id or re.search(_HAS_WHITESPACE, query_id):
-                raise _error(path, lineno, f"query_id {query_id!r} is empty or has whitespace")
-            if query_id in texts:
-                if texts[query_id] != text:
-                    raise _error(
-                        path,
-                        lineno,
-                        f"query_id {query_id!r} already has the text {texts[query_id]!r} "
-                        f"(line {lines[query_id]}), here {text!r}; give each query one text",
-                    )
-                repeated.append(query_id)
-                continue
-            if not text.strip():
-                empty.append(query_id)
-            texts[query_id] = text
-            lines[query_id] = lineno
-    if not rows and not allow_empty:
+        parsed = _parse_topic_lines(path)
+    if not parsed.rows and not allow_empty:
         raise _error(
             path, None, "has no data lines (it is empty or blank); expected query_id<TAB>text"
         )
-    findings = []
-    if repeated:
-        findings.append(
-            Finding(
-                "duplicate_topics",
-                len(repeated),
-                f"dropped {len(repeated)} repeated lines of queries already read with the same "
-                f"text (first: query_id {repeated[0]!r})",
-            )
-        )
-    if empty:
-        findings.append(
-            Finding(
-                "empty_texts",
-                len(empty),
-                f"{len(empty)} queries have an empty text and are kept, so a model sees only "
-                f"the passage for them (first: query_id {empty[0]!r})",
-            )
-        )
+    texts = parsed.texts
     topics = pd.DataFrame(
         {"query_id": list(texts), "text": list(texts.values())}, columns=TOPICS_COLUMNS, dtype=str
     )
     report = ReadReport(
         path=os.fspath(path),
         kind="topics",
-        rows=rows,
+        rows=parsed.rows,
         kept=len(topics),
         queries=len(topics),
-        findings=tuple(findings),
+        findings=tuple(_topic_findings(parsed)),
     )
     report.log()
     return topics, report
+
+
+@dataclass
+class _TopicLines:
+    """A topics file as read: each query's text, and the queries the rules set apart."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+    repeated: list[str] = field(default_factory=list)  # a repeated line, same text: dropped
+    empty: list[str] = field(default_factory=list)  # an empty text: kept
+    rows: int = 0  # data lines (not blank)
+
+
+def _parse_topic_lines(path: PathLike) -> _TopicLines:
+    """The topics of ``path``; a malformed line or a query with two texts is an error."""
+    parsed = _TopicLines()
+    lines: dict[str, int] = {}
+    for lineno, raw in numbered_lines(path, detect_compression(path)):
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            continue
+        parsed.rows += 1
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise _error(
+                path,
+                lineno,
+                f"expected 2 tab-separated columns (query_id text), found {len(fields)}",
+            )
+        query_id, text = fields
+        if not query_id or re.search(_HAS_WHITESPACE, query_id):
+            raise _error(path, lineno, f"query_id {query_id!r} is empty or has whitespace")
+        if query_id in parsed.texts:
+            if parsed.texts[query_id] != text:
+                raise _error(
+                    path,
+                    lineno,
+                    f"query_id {query_id!r} already has the text {parsed.texts[query_id]!r} "
+                    f"(line {lines[query_id]}), here {text!r}; give each query one text",
+                )
+            parsed.repeated.append(query_id)
+            continue
+        if not text.strip():
+            parsed.empty.append(query_id)
+        parsed.texts[query_id] = text
+        lines[query_id] = lineno
+    return parsed
+
+
+def _topic_findings(parsed: _TopicLines) -> list[Finding]:
+    """What the report says about repeated lines and empty texts."""
+    findings = []
+    if parsed.repeated:
+        findings.append(
+            Finding(
+                "duplicate_topics",
+                len(parsed.repeated),
+                f"dropped {len(parsed.repeated)} repeated lines of queries already read with "
+                f"the same text (first: query_id {parsed.repeated[0]!r})",
+            )
+        )
+    if parsed.empty:
+        findings.append(
+            Finding(
+                "empty_texts",
+                len(parsed.empty),
+                f"{len(parsed.empty)} queries have an empty text and are kept, so a model sees "
+                f"only the passage for them (first: query_id {parsed.empty[0]!r})",
+            )
+        )
+    return findings
 
 
 def write_topics(topics: pd.DataFrame, path: PathLike) -> None:
