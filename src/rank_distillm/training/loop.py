@@ -13,8 +13,8 @@ warm-up helps tiny models trained from scratch). Precision follows
 :func:`rank_distillm.model.precision.choose` (bf16 autocast on GPUs and on CPUs with bf16
 instructions, fp32 elsewhere or when configured). With a resume folder, the state is
 saved every ``save_every_steps`` steps and on SIGTERM, and a rerun continues from it
-(:mod:`rank_distillm.training.resume`); on a CPU the result is bit-identical to an uninterrupted
-run.
+(:mod:`rank_distillm.training.checkpointing`, :mod:`rank_distillm.training.resume`); on a
+CPU the result is bit-identical to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -29,16 +29,25 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
 
 from rank_distillm.data.texts import TextLookup
 from rank_distillm.model import precision as precisions
-from rank_distillm.model.checkpoints import load_cross_encoder, save_cross_encoder
+from rank_distillm.model.checkpoints import load_cross_encoder
+from rank_distillm.model.cross_encoder import CrossEncoder
 from rank_distillm.model.pair_encoder import PairEncoder
-from rank_distillm.training import global_batch, length_batches, losses, resume, sampling
+from rank_distillm.training import (
+    checkpointing,
+    global_batch,
+    length_batches,
+    losses,
+    resume,
+    sampling,
+)
 from rank_distillm.training.batches import (
     BatchBuilder,
     Prefetcher,
@@ -48,6 +57,9 @@ from rank_distillm.training.batches import (
     targets_and_mask,
 )
 from rank_distillm.training.tables import TrainingTable
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 LOGGER = logging.getLogger(__name__)
 
@@ -194,6 +206,53 @@ def train(
     The checkpoint is written to a temporary folder and renamed at the end, so an
     interrupted run never leaves a complete-looking checkpoint behind.
     """
+    device_type, chosen, accelerator = _set_up(settings)
+    model, tokenizer = _load_model(settings, start)
+    queries = sampling.group_queries(table)
+    usable = len(sampling.draw(queries, settings.sampler, 1, settings.depth, random.Random(0))[0])
+    steps = total_optimizer_steps(settings, usable)
+
+    fingerprint = _fingerprint(settings, start, table, accelerator.num_processes)
+    state = resume.load(resume_dir, fingerprint, accelerator.process_index)
+    if state is not None:
+        model.load_state_dict(state.model)  # before accelerate wraps it
+    scorer = accelerator.prepare(length_batches.ListScorer(model))
+    optimisation = _optimisation(model, settings, device_type, chosen)
+    rng = random.Random(settings.seed)
+    position = checkpointing.restore(state, optimisation, rng)
+    model.train()
+
+    loss_fn = losses.get_loss(settings.loss)
+    run = _Run(settings, steps, device_type, chosen, accelerator, scorer, optimisation, loss_fn)
+    builder = BatchBuilder(
+        table, texts, PairEncoder(tokenizer, settings.query_length, settings.doc_length)
+    )
+    loader = _loader(run, builder, queries, rng, position)
+    log = LossLog(
+        loss_log,
+        accelerator.is_main_process,
+        state.folder / "loss.csv" if state is not None else None,
+    )
+    progress = _Progress(run, position, log)
+    saver = (
+        checkpointing.StateSaver(resume_dir, fingerprint, loss_log, settings.save_every_steps)
+        if resume_dir is not None
+        else None
+    )
+    try:
+        _run_steps(run, loader, progress, saver, position.step)
+    finally:
+        progress.close()
+        if isinstance(loader, Prefetcher):
+            loader.close()
+    seconds = progress.finish()
+    checkpointing.write_checkpoint(accelerator, run.model, tokenizer, out_dir, resume_dir)
+    return {"steps": steps, "pairs": progress.pairs, "seconds": seconds, "queries": usable}
+
+
+def _set_up(settings: TrainSettings) -> tuple[str, precisions.Precision, Accelerator]:
+    """Where and in which precision to train, accelerate's process group (its processes
+    must split a step evenly), and every random generator seeded."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -202,7 +261,7 @@ def train(
     if chosen.dtype == "fp16" and device_type != "cuda":
         raise ValueError("precision: fp16 training needs a CUDA GPU; use bf16 or fp32 on a CPU")
     accelerator = Accelerator(cpu=device_type == "cpu")
-    processes, process = accelerator.num_processes, accelerator.process_index
+    processes = accelerator.num_processes
     if settings.queries_per_step % (processes * settings.accumulation_steps):
         raise ValueError(
             f"queries_per_step ({settings.queries_per_step}) must be a multiple of "
@@ -211,22 +270,27 @@ def train(
         )
     precisions.log_choice(chosen, "training")
     set_seed(settings.seed)
+    return device_type, chosen, accelerator
 
+
+def _load_model(
+    settings: TrainSettings, start: str
+) -> tuple[CrossEncoder, PreTrainedTokenizerBase]:
+    """The start checkpoint (or a backbone with a fresh head) at the settings' lengths."""
     model, tokenizer = load_cross_encoder(
         start, settings.query_length, settings.doc_length, seed=settings.seed
     )
     model.query_length, model.doc_length = settings.query_length, settings.doc_length
     if settings.freeze_position_embeddings:
         model.freeze_position_embeddings()
-    queries = sampling.group_queries(table)
-    usable = len(sampling.draw(queries, settings.sampler, 1, settings.depth, random.Random(0))[0])
-    steps = total_optimizer_steps(settings, usable)
-    fingerprint = _fingerprint(settings, start, table, processes)
-    state = resume.load(resume_dir, fingerprint, process)
-    if state is not None:
-        model.load_state_dict(state.model)
+    return model, tokenizer
 
-    scorer = accelerator.prepare(length_batches.ListScorer(model))
+
+def _optimisation(
+    model: CrossEncoder, settings: TrainSettings, device_type: str, chosen: precisions.Precision
+) -> checkpointing.Optimisation:
+    """The paper's AdamW over the trainable parameters at a constant rate (after the
+    optional linear warm-up), and a loss scaler that only fp16 uses."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable,
@@ -240,35 +304,115 @@ def train(
         optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
     )
     scaler = torch.amp.GradScaler(device_type, enabled=chosen.dtype == "fp16")
-    rng = random.Random(settings.seed)
-    first_step, epoch, skip, pairs_before, seconds_before = 0, 0, 0, 0, 0.0
-    if state is not None:
-        optimizer.load_state_dict(state.optimizer)
-        scheduler.load_state_dict(state.scheduler)
-        if state.scaler is not None:
-            scaler.load_state_dict(state.scaler)
-        rng.setstate(state.epoch_rng_state)
-        first_step, epoch, skip = state.step, state.epoch, state.index + 1
-        pairs_before, seconds_before = state.pairs, state.seconds
-    model.train()
+    return checkpointing.Optimisation(optimizer, scheduler, scaler)
 
-    loss_fn = losses.get_loss(settings.loss)
-    chunk = length_batches.pairs_per_chunk(device_type, model.backbone.config.hidden_size)
-    builder = BatchBuilder(
-        table, texts, PairEncoder(tokenizer, settings.query_length, settings.doc_length)
-    )
 
-    def build(step: StepSamples) -> StepBatches:
-        parts = shares(step.samples, process, processes, settings.accumulation_steps)
-        total = global_batch.denominator(settings.loss, *targets_and_mask(step.samples))
+@dataclass
+class _Run:
+    """A set-up run: its settings and length, where and in which precision it trains,
+    the model as accelerate prepared it, and what an optimiser step updates."""
+
+    settings: TrainSettings
+    steps: int
+    device_type: str
+    precision: precisions.Precision
+    accelerator: Accelerator
+    scorer: torch.nn.Module  # a ListScorer around the model, prepared by accelerate
+    optimisation: checkpointing.Optimisation
+    loss_fn: losses.LossFn
+
+    @property
+    def processes(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def model(self) -> CrossEncoder:
+        """The cross-encoder out of accelerate's wrapping."""
+        return self.accelerator.unwrap_model(self.scorer).model
+
+    @property
+    def flush_every(self) -> int:
+        """Steps between reading losses back: reading a GPU loss waits for the GPU."""
+        return 1 if self.device_type == "cpu" else 25
+
+    def optimiser_step(self, item: StepBatches) -> torch.Tensor:
+        """One optimiser step on this process's micro-batches of ``item``; returns this
+        process's part of the step's loss."""
+        accelerator, optimisation = self.accelerator, self.optimisation
+        step_loss = torch.zeros((), device=accelerator.device)
+        for i, (batch, weight) in enumerate(zip(item.micro_batches, item.weights, strict=True)):
+            batch = _to_device(batch, accelerator.device)
+            final = i == len(item.micro_batches) - 1
+            sync = contextlib.nullcontext() if final else accelerator.no_sync(self.scorer)
+            with sync:
+                with self.precision.autocast(self.device_type):
+                    scores = self.scorer(batch)
+                loss = self.loss_fn(scores, batch["targets"], batch["mask"])
+                # DistributedDataParallel averages gradients over processes.
+                optimisation.scaler.scale(loss * (weight * self.processes)).backward()
+            step_loss += loss.detach() * weight
+        optimisation.scaler.step(optimisation.optimizer)
+        optimisation.scaler.update()
+        optimisation.scheduler.step()
+        optimisation.optimizer.zero_grad(set_to_none=True)
+        return step_loss
+
+    def stop_requested(self, signals: resume.StopSignals, step: int) -> bool:
+        """Whether to stop after ``step``; all processes agree (they compare notes every
+        ``flush_every`` steps, since on a GPU that waits for the device)."""
+        if self.processes == 1:
+            return signals.received is not None
+        if step % self.flush_every:
+            return False
+        flag = torch.tensor(float(signals.received is not None), device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum") > 0)
+
+
+@dataclass(frozen=True)
+class _StepBuilder:
+    """One step's samples into this process's micro-batches, each weighted by its share
+    of the step's loss denominator (:mod:`rank_distillm.training.global_batch`)."""
+
+    builder: BatchBuilder
+    loss: str
+    process: int
+    processes: int
+    accumulation_steps: int
+    chunk: int  # pairs per length-sorted chunk
+    pin: bool  # page-locked copies, for a GPU
+
+    def __call__(self, step: StepSamples) -> StepBatches:
+        parts = shares(step.samples, self.process, self.processes, self.accumulation_steps)
+        total = global_batch.denominator(self.loss, *targets_and_mask(step.samples))
         micro_batches, weights = [], []
         for part in parts:
-            batch = length_batches.sort_by_length(builder.batch(part), chunk)
-            own = global_batch.denominator(settings.loss, batch["targets"], batch["mask"])
-            micro_batches.append(_pinned(batch) if device_type == "cuda" else batch)
+            batch = length_batches.sort_by_length(self.builder.batch(part), self.chunk)
+            own = global_batch.denominator(self.loss, batch["targets"], batch["mask"])
+            micro_batches.append(_pinned(batch) if self.pin else batch)
             weights.append(own / max(total, 1.0))
         return StepBatches(step, micro_batches, weights, sum(len(s.rows) for s in step.samples))
 
+
+def _loader(
+    run: _Run,
+    builder: BatchBuilder,
+    queries: list[sampling.QueryList],
+    rng: random.Random,
+    position: checkpointing.Position,
+) -> Iterator[StepBatches]:
+    """This process's batches of every step from ``position`` on."""
+    settings = run.settings
+    build = _StepBuilder(
+        builder,
+        settings.loss,
+        run.accelerator.process_index,
+        run.processes,
+        settings.accumulation_steps,
+        chunk=length_batches.pairs_per_chunk(
+            run.device_type, run.model.backbone.config.hidden_size
+        ),
+        pin=run.device_type == "cuda",
+    )
     stream = sample_steps(
         queries,
         settings.sampler,
@@ -276,162 +420,148 @@ def train(
         settings.depth,
         settings.queries_per_step,
         rng,
-        epoch,
-        skip,
+        position.epoch,
+        position.skip,
     )
     # On a GPU the CPU is free to build batches ahead, in several threads (tokenising
     # runs without the GIL); on a CPU an extra busy thread would only slow torch down.
-    loader: Any = (
-        Prefetcher(stream, build, workers=4, depth=16)
-        if device_type == "cuda"
-        else map(build, stream)
-    )
-    log = LossLog(
-        loss_log,
-        accelerator.is_main_process,
-        state.folder / "loss.csv" if state is not None else None,
-    )
-    flush_every = 1 if device_type == "cpu" else 25  # reading a GPU loss waits for it
-    progress = tqdm(
-        total=steps,
-        initial=first_step,
-        desc="training",
-        unit="step",
-        mininterval=5,
-        disable=not accelerator.is_main_process,
-    )
-    report_every = max(1, steps // 10)
-    pending: list[tuple[int, int, torch.Tensor, float]] = []
-    recent: list[float] = []
-    pairs, started = pairs_before, time.perf_counter()
+    if run.device_type == "cuda":
+        return Prefetcher(stream, build, workers=4, depth=16)
+    return map(build, stream)
 
-    def flush() -> None:
-        if not pending:
+
+class _Progress:
+    """How the run goes: each step's loss in the loss log (read back every
+    ``flush_every`` steps), the progress bar, a log line every tenth of the run, and the
+    pairs and seconds trained, counting what a resumed run did before."""
+
+    def __init__(self, run: _Run, position: checkpointing.Position, log: LossLog) -> None:
+        self.run, self.log = run, log
+        self.bar = tqdm(
+            total=run.steps,
+            initial=position.step,
+            desc="training",
+            unit="step",
+            mininterval=5,
+            disable=not run.accelerator.is_main_process,
+        )
+        self.report_every = max(1, run.steps // 10)
+        self.pending: list[tuple[int, int, torch.Tensor, float]] = []
+        self.recent: list[float] = []
+        self.pairs_before, self.seconds_before = position.pairs, position.seconds
+        self.pairs, self.started = position.pairs, time.perf_counter()
+
+    def add(
+        self, step: int, epoch: int, loss: torch.Tensor, learning_rate: float, pairs: int
+    ) -> None:
+        """Count step ``step``'s pairs and keep its loss, read back in turn."""
+        self.pairs += pairs
+        self.pending.append((step, epoch, loss, learning_rate))
+        if len(self.pending) >= self.run.flush_every or step == self.run.steps:
+            self.flush()
+
+    def seconds(self) -> float:
+        """Seconds trained, this run and the runs it resumes."""
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def pairs_per_second(self) -> float:
+        """This run's speed."""
+        return (self.pairs - self.pairs_before) / max(time.perf_counter() - self.started, 1e-9)
+
+    def flush(self) -> None:
+        """The kept losses (summed over processes) to the log, the bar and the report."""
+        if not self.pending:
             return
-        values = torch.stack([loss for _, _, loss, _ in pending])
-        if processes > 1:
-            values = accelerator.reduce(values, reduction="sum")
-        elapsed = seconds_before + time.perf_counter() - started
+        values = torch.stack([loss for _, _, loss, _ in self.pending])
+        if self.run.processes > 1:
+            values = self.run.accelerator.reduce(values, reduction="sum")
+        elapsed = self.seconds()
         rows = [
             (step, epoch, f"{value:.6f}", rate, f"{elapsed:.2f}")
-            for (step, epoch, _, rate), value in zip(pending, values.tolist(), strict=True)
+            for (step, epoch, _, rate), value in zip(self.pending, values.tolist(), strict=True)
         ]
-        log.write(rows)
-        recent.extend(values.tolist())
-        del recent[:-100]
-        rate = (pairs - pairs_before) / max(time.perf_counter() - started, 1e-9)
-        progress.update(len(pending))
-        progress.set_postfix(loss=f"{recent[-1]:.4f}", pairs_per_s=f"{rate:.0f}", refresh=False)
-        if any(step % report_every == 0 or step == steps for step, *_ in pending):
+        self.log.write(rows)
+        self.recent.extend(values.tolist())
+        del self.recent[:-100]
+        rate = self.pairs_per_second()
+        self.bar.update(len(self.pending))
+        self.bar.set_postfix(
+            loss=f"{self.recent[-1]:.4f}", pairs_per_s=f"{rate:.0f}", refresh=False
+        )
+        steps = self.run.steps
+        if any(step % self.report_every == 0 or step == steps for step, *_ in self.pending):
             LOGGER.info(
                 "step %d/%d (epoch %d): loss %.4f (mean of the last %d steps), %.0f pairs/s",
-                pending[-1][0],
+                self.pending[-1][0],
                 steps,
-                pending[-1][1],
-                sum(recent) / len(recent),
-                len(recent),
+                self.pending[-1][1],
+                sum(self.recent) / len(self.recent),
+                len(self.recent),
                 rate,
             )
-        pending.clear()
+        self.pending.clear()
 
-    def stop_requested(signals: resume.StopSignals, step: int) -> bool:
-        """Whether to stop after ``step``; all processes agree (they compare notes every
-        ``flush_every`` steps, since on a GPU that waits for the device)."""
-        if processes == 1:
-            return signals.received is not None
-        if step % flush_every:
-            return False
-        flag = torch.tensor(float(signals.received is not None), device=accelerator.device)
-        return bool(accelerator.reduce(flag, reduction="sum") > 0)
+    def close(self) -> None:
+        self.bar.close()
+        self.log.close()
 
-    def save_state(step: int, item: StepBatches) -> Path:
-        state_now = resume.TrainingState(
-            step=step,
-            epoch=item.step.epoch,
-            index=item.step.index,
-            epoch_rng_state=item.step.epoch_rng_state,
-            pairs=pairs,
-            seconds=seconds_before + time.perf_counter() - started,
-            model=accelerator.unwrap_model(scorer).model.state_dict(),
-            optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(),
-            scaler=scaler.state_dict() if scaler.is_enabled() else None,
-            folder=resume_dir,
+    def finish(self) -> float:
+        """Log what the run did; returns the seconds trained."""
+        seconds = self.seconds()
+        LOGGER.info(
+            "trained %d steps on %d pairs in %.1f s (%.0f pairs/s this run)",
+            self.run.steps,
+            self.pairs,
+            seconds,
+            self.pairs_per_second(),
         )
-        return resume.save(
-            resume_dir, state_now, fingerprint, loss_log, process, accelerator.wait_for_everyone
-        )
+        return seconds
 
-    try:
-        with (
-            deterministic(device_type),
-            precisions.tf32(device_type),
-            resume.StopSignals() as signals,
-        ):
-            for step in range(first_step + 1, steps + 1):
-                item = next(loader)
-                learning_rate = scheduler.get_last_lr()[0]  # the rate this step uses
-                step_loss = torch.zeros((), device=accelerator.device)
-                for i, (batch, weight) in enumerate(
-                    zip(item.micro_batches, item.weights, strict=True)
-                ):
-                    batch = _to_device(batch, accelerator.device)
-                    final = i == len(item.micro_batches) - 1
-                    sync = contextlib.nullcontext() if final else accelerator.no_sync(scorer)
-                    with sync:
-                        with chosen.autocast(device_type):
-                            scores = scorer(batch)
-                        loss = loss_fn(scores, batch["targets"], batch["mask"])
-                        # DistributedDataParallel averages gradients over processes.
-                        scaler.scale(loss * (weight * processes)).backward()
-                    step_loss += loss.detach() * weight
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                pairs += item.pairs
-                pending.append((step, item.step.epoch, step_loss, learning_rate))
-                if len(pending) >= flush_every or step == steps:
-                    flush()
-                stop = step < steps and stop_requested(signals, step)
-                if resume_dir is not None and step < steps:
-                    if stop or step % settings.save_every_steps == 0:
-                        flush()
-                        saved = save_state(step, item)
-                        if stop:
-                            raise resume.TrainingInterrupted(
-                                f"training stopped by {signals.received} after step {step} of "
-                                f"{steps}; its state is in {saved}: run the job again to resume"
-                            )
-                elif stop:
-                    raise resume.TrainingInterrupted(
-                        f"training stopped by {signals.received} after step {step} of {steps} "
-                        "(no resume folder: nothing saved)"
+
+def _run_steps(
+    run: _Run,
+    loader: Iterator[StepBatches],
+    progress: _Progress,
+    saver: checkpointing.StateSaver | None,
+    first_step: int,
+) -> None:
+    """The steps after ``first_step``. With a resume folder, the state is saved every
+    ``save_every_steps`` steps; a stop signal ends the run after the step it came in
+    (saving the state first, where there is a resume folder)."""
+    steps = run.steps
+    with (
+        deterministic(run.device_type),
+        precisions.tf32(run.device_type),
+        resume.StopSignals() as signals,
+    ):
+        for step in range(first_step + 1, steps + 1):
+            item = next(loader)
+            learning_rate = run.optimisation.scheduler.get_last_lr()[0]  # the rate this step uses
+            step_loss = run.optimiser_step(item)
+            progress.add(step, item.step.epoch, step_loss, learning_rate, item.pairs)
+            stop = step < steps and run.stop_requested(signals, step)
+            if saver is not None and step < steps:
+                if stop or step % saver.every == 0:
+                    progress.flush()
+                    saved = saver.save(
+                        step,
+                        item.step,
+                        progress.pairs,
+                        progress.seconds(),
+                        run.model,
+                        run.optimisation,
+                        run.accelerator,
                     )
-    finally:
-        progress.close()
-        log.close()
-        if isinstance(loader, Prefetcher):
-            loader.close()
-    seconds = seconds_before + time.perf_counter() - started
-    LOGGER.info(
-        "trained %d steps on %d pairs in %.1f s (%.0f pairs/s this run)",
-        steps,
-        pairs,
-        seconds,
-        (pairs - pairs_before) / max(time.perf_counter() - started, 1e-9),
-    )
-
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        tmp_dir = out_dir.with_name(f".tmp-{out_dir.name}")
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        save_cross_encoder(accelerator.unwrap_model(scorer).model, tokenizer, tmp_dir)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        tmp_dir.rename(out_dir)
-        resume.discard(resume_dir)
-    accelerator.wait_for_everyone()
-    return {"steps": steps, "pairs": pairs, "seconds": seconds, "queries": usable}
+                    if stop:
+                        raise resume.TrainingInterrupted(
+                            f"training stopped by {signals.received} after step {step} of "
+                            f"{steps}; its state is in {saved}: run the job again to resume"
+                        )
+            elif stop:
+                raise resume.TrainingInterrupted(
+                    f"training stopped by {signals.received} after step {step} of {steps} "
+                    "(no resume folder: nothing saved)"
+                )
 
 
 def _pinned(batch: dict[str, Any]) -> dict[str, Any]:
