@@ -1,4 +1,5 @@
-# Rule generate_teacher_run: an open LLM re-ranks the first stage's top candidates.
+# Rules generate_teacher_run and generate_teacher_shard: an open LLM re-ranks the first
+# stage's top candidates (of all the sampled queries, or of one shard of them).
 from pathlib import Path
 
 from rank_distillm.model import numerics
@@ -20,4 +21,5 @@ with log_to(snakemake.log[0]):
         p.settings,
         p.num_queries,
         tag=snakemake.wildcards.generated,
+        shard=p.get("shard"),
     )
