@@ -593,31 +593,43 @@ def test_shards_cut_the_same_sample_whatever_their_number(tmp_path: Path) -> Non
     assert two == whole[:2]
 
 
+def generate_shard(
+    folder: Path,
+    texts: MappingTexts,
+    settings: GenerationSettings,
+    index: int,
+    count: int,
+    generator: object,
+) -> dict:
+    """Shard ``index`` of ``count`` of ``folder/bm25.run``, to ``folder/<index>-of-<count>.*``."""
+    from rank_distillm.teachers.llm.shards import Shard
+
+    return generate_teacher_run(
+        folder / "bm25.run",
+        texts,
+        folder / f"{index}-of-{count}.run",
+        settings,
+        tag="t",
+        out_stats=folder / f"{index}-of-{count}.json",
+        generator=generator,
+        shard=Shard(index, count),
+    )
+
+
 def generate_shards(
-    tmp_path: Path,
+    folder: Path,
     texts: MappingTexts,
     settings: GenerationSettings,
     count: int,
     generator: Callable[[], object],
 ) -> list[tuple[Path, Path]]:
     """Every shard of ``count``, each with a fresh generator; their (run, stats) files."""
-    from rank_distillm.teachers.llm.shards import Shard
-
-    files = []
     for index in range(1, count + 1):
-        run, stats = tmp_path / f"{index}-of-{count}.run", tmp_path / f"{index}-of-{count}.json"
-        generate_teacher_run(
-            tmp_path / "bm25.run",
-            texts,
-            run,
-            settings,
-            tag="t",
-            out_stats=stats,
-            generator=generator(),
-            shard=Shard(index, count),
-        )
-        files.append((run, stats))
-    return files
+        generate_shard(folder, texts, settings, index, count, generator())
+    return [
+        (folder / f"{i}-of-{count}.run", folder / f"{i}-of-{count}.json")
+        for i in range(1, count + 1)
+    ]
 
 
 def test_tiny_lm_shards_merge_into_the_unsharded_run_byte_for_byte(
@@ -647,7 +659,6 @@ def test_tiny_lm_shards_merge_into_the_unsharded_run_byte_for_byte(
 
 def test_a_failed_shard_resumes_alone_and_the_merge_equals_one_job(tmp_path: Path) -> None:
     from rank_distillm.teachers.llm.merge import merge_shard_runs
-    from rank_distillm.teachers.llm.shards import Shard
 
     texts = write_first_stage(tmp_path / "bm25.run", depth=5)
     # Blocks of one query, two windows each: shard 1 is q1-q3, shard 2 is q4-q6.
@@ -661,17 +672,7 @@ def test_a_failed_shard_resumes_alone_and_the_merge_equals_one_job(tmp_path: Pat
     ]
 
     def shard(index: int, generator: ScriptedGenerator) -> dict:
-        run, stats = files[index - 1]
-        return generate_teacher_run(
-            tmp_path / "bm25.run",
-            texts,
-            run,
-            settings,
-            tag="t",
-            out_stats=stats,
-            generator=generator,
-            shard=Shard(index, 2),
-        )
+        return generate_shard(tmp_path, texts, settings, index, 2, generator)
 
     shard(1, ScriptedGenerator(reverse))
     finished = run_1.read_bytes()
