@@ -23,6 +23,7 @@ COMPUTE = config["compute"]
 BM25_STAGES = [name for name, stage in EXP.first_stages.items() if stage.bm25 is not None]
 SIMULATED_TEACHERS = [name for name, teacher in EXP.teachers.items() if teacher.simulated]
 GENERATED_TEACHERS = [name for name, t in EXP.teachers.items() if t.generate is not None]
+SHARDED_TEACHERS = [name for name in GENERATED_TEACHERS if EXP.teachers[name].shards > 1]
 CORPORA = {experiments.slug(corpus): corpus for corpus in EXP.corpora()}
 COLLECTIONS = {experiments.slug(name): name for name in EXP.collections}
 
@@ -37,6 +38,9 @@ wildcard_constraints:
     bm25_stage=_alternatives(BM25_STAGES),
     simulated=_alternatives(SIMULATED_TEACHERS),
     generated=_alternatives(GENERATED_TEACHERS),
+    sharded=_alternatives(SHARDED_TEACHERS),
+    shard=r"\d+",
+    shards=r"\d+",
     teacher=_alternatives(EXP.teachers),
     reranker=_alternatives(EXP.rerankers()),
     model=_alternatives(EXP.models),
@@ -64,6 +68,30 @@ def demo_scoreddocs():
 def local(paths):
     """Inputs that a rule of this workflow makes (hub ids and absent paths are not files)."""
     return [path for path in paths if path.startswith(f"{EXP.root}/") or os.path.exists(path)]
+
+
+def generation_settings(teacher, split, first_stage):
+    """A generated teacher's LLM settings for one split: the teacher's depth on the
+    training queries, the first stage's on an evaluation set."""
+    depth = (
+        EXP.teachers[teacher].depth if split == "train" else EXP.first_stages[first_stage].depth
+    )
+    return {**EXP.teachers[teacher].generate, "depth": depth}
+
+
+def generation_queries(teacher, split):
+    """Queries a generated teacher ranks: its sample on the training queries, else all."""
+    return EXP.teachers[teacher].queries if split == "train" else None
+
+
+def teacher_shard_files(wildcards, extension):
+    """The files of every shard of a sharded teacher's training run, in shard order."""
+    count = EXP.teachers[wildcards.sharded].shards
+    return [
+        f"{EXP.root}/runs/train/{wildcards.first_stage}/{wildcards.sharded}.shards/"
+        f"{index}-of-{count}.{extension}"
+        for index in range(1, count + 1)
+    ]
 
 
 def training_settings(model):

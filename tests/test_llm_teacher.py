@@ -552,3 +552,209 @@ def test_tiny_lm_end_to_end_and_resume_after_kill(
     assert sum(calls) == 3 * (len(texts.queries) - finished_before)  # three windows per query left
     assert out.read_text() == straight.read_text()
     assert resumed["repairs"] == stats["repairs"]
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def test_shards_are_whole_blocks_spread_evenly() -> None:
+    from rank_distillm.teachers.llm.shards import Shard, block_bounds, largest_shard
+
+    # 10 queries in blocks of 2: blocks [0,2) [2,4) [4,6) [6,8) [8,10); 3 shards get 1, 2, 2.
+    assert [block_bounds(10, 2, Shard(i, 3)) for i in (1, 2, 3)] == [(0, 2), (2, 6), (6, 10)]
+    # 7 queries in blocks of 3: [0,3) [3,6) [6,7); the last block is short.
+    assert [block_bounds(7, 3, Shard(i, 2)) for i in (1, 2)] == [(0, 3), (3, 7)]
+    assert block_bounds(7, 3, Shard(1, 1)) == (0, 7)
+    assert largest_shard(10, 2, 3) == 4 and largest_shard(10_000, 16, 32) == 320
+    with pytest.raises(
+        ValueError, match=r"make 3 blocks, fewer than the 4 shards: use shards <= 3"
+    ):
+        block_bounds(7, 3, Shard(1, 4))
+    with pytest.raises(ValueError, match="shard 3 of 2"):
+        Shard(3, 2)
+
+
+def test_shards_cut_the_same_sample_whatever_their_number(tmp_path: Path) -> None:
+    from rank_distillm.teachers.llm.generate import select_candidates
+    from rank_distillm.teachers.llm.shards import Shard
+
+    texts = write_first_stage(tmp_path / "bm25.run", depth=3)
+    whole = select_candidates(tmp_path / "bm25.run", texts, 3, num_queries=5, seed=7)
+    for count in (1, 2, 5):
+        shards = [
+            select_candidates(
+                tmp_path / "bm25.run", texts, 3, 5, 7, shard=Shard(i, count), batch_size=1
+            )
+            for i in range(1, count + 1)
+        ]
+        assert [query for shard in shards for query in shard] == whole
+    # Blocks of two: shard 1 of 2 is the first block, shard 2 the other two.
+    two = select_candidates(tmp_path / "bm25.run", texts, 3, 5, 7, shard=Shard(1, 2), batch_size=2)
+    assert two == whole[:2]
+
+
+def generate_shard(
+    folder: Path,
+    texts: MappingTexts,
+    settings: GenerationSettings,
+    index: int,
+    count: int,
+    generator: object,
+) -> dict:
+    """Shard ``index`` of ``count`` of ``folder/bm25.run``, to ``folder/<index>-of-<count>.*``."""
+    from rank_distillm.teachers.llm.shards import Shard
+
+    return generate_teacher_run(
+        folder / "bm25.run",
+        texts,
+        folder / f"{index}-of-{count}.run",
+        settings,
+        tag="t",
+        out_stats=folder / f"{index}-of-{count}.json",
+        generator=generator,
+        shard=Shard(index, count),
+    )
+
+
+def generate_shards(
+    folder: Path,
+    texts: MappingTexts,
+    settings: GenerationSettings,
+    count: int,
+    generator: Callable[[], object],
+) -> list[tuple[Path, Path]]:
+    """Every shard of ``count``, each with a fresh generator; their (run, stats) files."""
+    for index in range(1, count + 1):
+        generate_shard(folder, texts, settings, index, count, generator())
+    return [
+        (folder / f"{i}-of-{count}.run", folder / f"{i}-of-{count}.json")
+        for i in range(1, count + 1)
+    ]
+
+
+def test_tiny_lm_shards_merge_into_the_unsharded_run_byte_for_byte(
+    tmp_path: Path, tiny_lm: Path, torch_single_thread: None
+) -> None:
+    """Greedy decoding on the CPU: three shards of two-query blocks (the model pads each
+    batch) merge into exactly the bytes of the one job's run."""
+    from rank_distillm.teachers.llm.backends import TransformersGenerator
+    from rank_distillm.teachers.llm.merge import merge_shard_runs
+
+    texts = write_first_stage(tmp_path / "bm25.run", depth=8)
+    settings = GenerationSettings(
+        model=str(tiny_lm), window=5, stride=3, depth=8, batch_size=2, context_size=2048
+    )
+    model = TransformersGenerator(str(tiny_lm))
+    one = tmp_path / "one.run"
+    generate_teacher_run(tmp_path / "bm25.run", texts, one, settings, tag="t", generator=model)
+    files = generate_shards(tmp_path, texts, settings, 3, lambda: model)
+    assert [trec_io.read_run(run)["query_id"].nunique() for run, _ in files] == [2, 2, 2]
+    merged = merge_shard_runs(
+        tmp_path / "bm25.run", files, tmp_path / "merged.run", settings, None, "t"
+    )
+    assert (tmp_path / "merged.run").read_bytes() == one.read_bytes()
+    assert merged["queries"] == 6 and merged["shards"] == 3
+    assert merged["repairs"]["windows"] == 6 * 2  # windows [3,8) and [0,5) per query
+
+
+def test_a_failed_shard_resumes_alone_and_the_merge_equals_one_job(tmp_path: Path) -> None:
+    from rank_distillm.teachers.llm.merge import merge_shard_runs
+
+    texts = write_first_stage(tmp_path / "bm25.run", depth=5)
+    # Blocks of one query, two windows each: shard 1 is q1-q3, shard 2 is q4-q6.
+    settings = GenerationSettings(model="scripted", window=3, stride=2, depth=5, batch_size=1)
+    one = tmp_path / "one.run"
+    generate_teacher_run(
+        tmp_path / "bm25.run", texts, one, settings, tag="t", generator=ScriptedGenerator(reverse)
+    )
+    (run_1, stats_1), (run_2, stats_2) = files = [
+        (tmp_path / f"{i}-of-2.run", tmp_path / f"{i}-of-2.json") for i in (1, 2)
+    ]
+
+    def shard(index: int, generator: ScriptedGenerator) -> dict:
+        return generate_shard(tmp_path, texts, settings, index, 2, generator)
+
+    shard(1, ScriptedGenerator(reverse))
+    finished = run_1.read_bytes()
+    with pytest.raises(RuntimeError, match="injected failure"):
+        shard(2, ScriptedGenerator(reverse, fail_after_calls=3))  # q4 done, q5 half
+    assert run_1.read_bytes() == finished and not run_2.exists()
+    with pytest.raises(ValueError, match=r"shard 2 of 2 \(.*2-of-2.json\): no readable stat"):
+        merge_shard_runs(tmp_path / "bm25.run", files, tmp_path / "merged.run", settings, None, "t")
+    assert not (tmp_path / "merged.run").exists()
+
+    generator = ScriptedGenerator(reverse)
+    resumed = shard(2, generator)
+    assert resumed["resumed_queries"] == 1 and resumed["generated_queries"] == 2
+    asked = {line.split("about the ")[1].split(".")[0] for line in generator.prompts}
+    assert asked == set(TOPICS[4:])  # only q5 and q6, the shard's queries not done
+    assert resumed["shard"] == {"index": 2, "count": 2}
+    merged = merge_shard_runs(
+        tmp_path / "bm25.run",
+        files,
+        tmp_path / "merged.run",
+        settings,
+        None,
+        "t",
+        tmp_path / "m.json",
+    )
+    assert (tmp_path / "merged.run").read_bytes() == one.read_bytes()
+    assert merged["queries"] == 6 and merged["resumed_queries"] == 1
+    assert merged["generated_queries"] == 5 and merged["passages"] == 30
+    assert merged["repairs"] == RepairCounts(windows=12, exact=12).as_dict()
+    assert json.loads((tmp_path / "m.json").read_text())["shards"] == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "differs"),
+    [
+        ({"model": "another"}, "settings.model"),
+        ({"prompt_format": "rank_gpt"}, "settings.prompt_format"),
+        ({"window": 4}, "settings.window"),
+        ({"depth": 4}, "settings.depth"),
+        ({"batch_size": 2}, "'batch_size'"),  # cut another partition
+    ],
+)
+def test_merge_refuses_a_shard_made_with_other_settings(
+    tmp_path: Path, change: dict, differs: str
+) -> None:
+    from rank_distillm.teachers.llm.merge import merge_shard_runs
+
+    texts = write_first_stage(tmp_path / "bm25.run", depth=5)
+    settings = GenerationSettings(model="scripted", window=3, stride=2, depth=5, batch_size=1)
+    files = generate_shards(tmp_path, texts, settings, 2, lambda: ScriptedGenerator(reverse))
+    # Shard 2 made again under other settings (as after a config change between its jobs).
+    other = GenerationSettings(**{**asdict(settings), **change})
+    (tmp_path / "other").mkdir()
+    write_first_stage(tmp_path / "other" / "bm25.run", depth=5)
+    redone = generate_shards(
+        tmp_path / "other", texts, other, 2, lambda: ScriptedGenerator(reverse)
+    )
+    for made, kept in zip(redone[1], files[1], strict=True):
+        made.replace(kept)
+    with pytest.raises(ValueError, match="shard 2 of 2") as error:
+        merge_shard_runs(tmp_path / "bm25.run", files, tmp_path / "merged.run", settings, None, "t")
+    assert "2-of-2.json) was generated with other settings (differs in [" in str(error.value)
+    assert differs in str(error.value)
+    assert not (tmp_path / "merged.run").exists()
+
+
+def test_merge_refuses_an_incomplete_shard_naming_it(tmp_path: Path) -> None:
+    from rank_distillm.teachers.llm.merge import merge_shard_runs
+
+    texts = write_first_stage(tmp_path / "bm25.run", depth=5)
+    settings = GenerationSettings(model="scripted", window=3, stride=2, depth=5, batch_size=1)
+    files = generate_shards(tmp_path, texts, settings, 3, lambda: ScriptedGenerator(reverse))
+    run_2 = files[1][0]
+    lines = run_2.read_text().splitlines(keepends=True)
+    run_2.write_text("".join(lines[:5]))  # q3 only: q4 is lost
+    with pytest.raises(
+        ValueError,
+        match=r"shard 2 of 3 \(.*2-of-3.run\) is incomplete or not this shard's: it ranks 1 "
+        r"queries, the shard has 2; missing \['q4'\]",
+    ):
+        merge_shard_runs(tmp_path / "bm25.run", files, tmp_path / "merged.run", settings, None, "t")
+    run_2.write_text("".join(lines[:9]))  # q4 lost one passage
+    with pytest.raises(ValueError, match="shard 2 of 3 .*query q4 does not rank exactly its 5"):
+        merge_shard_runs(tmp_path / "bm25.run", files, tmp_path / "merged.run", settings, None, "t")
+    assert not (tmp_path / "merged.run").exists()

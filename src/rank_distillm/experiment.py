@@ -28,6 +28,8 @@ FIRST_STAGE_ROW = "first-stage"
 #: Keys of a model entry that describe its data and place, not its training settings.
 _RECIPE_KEYS = {"label", "start", "data", "first_stage", "teacher", "queries", "depth"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+#: Keys of ``teachers.<name>.generate`` that lay out the jobs, not the generation.
+_GENERATION_JOB_KEYS = ("shards", "windows_per_second")
 
 
 # --------------------------------------------------------------------------- records
@@ -76,7 +78,9 @@ class Teacher:
     queries: int | None
     depth: int
     seed: int
-    generate: Mapping[str, Any] | None = None  # teachers generated with an LLM
+    generate: Mapping[str, Any] | None = None  # teachers generated with an LLM: its settings
+    shards: int = 1  # generate.shards: GPU jobs the training run is split over
+    windows_per_second: float = 4.0  # generate.windows_per_second: sizes their runtime
     published_subsamples: Mapping[int, str] = field(default_factory=dict)  # depth -> run
 
     def subsampled(self, depth: int) -> bool:
@@ -290,7 +294,32 @@ class Experiment(ExperimentPaths):
     def train_runtime_minutes(self, model: str) -> int:
         backbone = self.backbone_of(model)
         rate = backbone.train_pairs_per_second if backbone else 1000.0
-        return int(math.ceil(1.5 * self.train_pairs(model) / rate / 60)) + 30
+        return _runtime_minutes(self.train_pairs(model) / rate)
+
+    def generation_runtime_minutes(self, teacher: str) -> int:
+        """The runtime a generation job on the training queries requests: the windows of
+        its largest shard at ``generate.windows_per_second``."""
+        spec = self.teachers[teacher]
+        return _runtime_minutes(generation_windows(spec) / spec.windows_per_second)
+
+
+def generation_windows(teacher: Teacher) -> int:
+    """LLM calls (windows) of the largest shard of a generated teacher's training run;
+    all training queries (unknown here) count as the paper's 10,000."""
+    from rank_distillm.teachers.llm.generate import GenerationSettings
+    from rank_distillm.teachers.llm.shards import largest_shard
+    from rank_distillm.teachers.llm.window import window_spans
+
+    settings = GenerationSettings.from_config(teacher.generate or {})
+    per_query = len(window_spans(teacher.depth, settings.window, settings.stride))
+    queries = largest_shard(teacher.queries or 10_000, settings.batch_size, teacher.shards)
+    return queries * per_query
+
+
+def _runtime_minutes(expected_seconds: float) -> int:
+    """A GPU job's runtime request: 1.5 times the expected time, plus 30 minutes to start
+    (loading the model, the texts)."""
+    return int(math.ceil(1.5 * expected_seconds / 60)) + 30
 
 
 # --------------------------------------------------------------------------- loading
@@ -597,12 +626,15 @@ def _teachers(
             )
         simulated = spec.get("simulated")
         generate = spec.get("generate")
+        jobs: dict[str, Any] = {}
         sources = [k for k in ("train_run", "simulated", "generate") if spec.get(k) is not None]
         if len(sources) > 1:
             raise ConfigError(f"{key}: give one of `train_run`, `simulated` and `generate`")
         depth = spec.get("depth", 100)
         if generate is not None:
-            _check_generation(generate, f"{key}.generate")
+            generate = dict(generate)
+            jobs = {k: generate.pop(k) for k in _GENERATION_JOB_KEYS if k in generate}
+            _check_generation(generate, spec.get("queries"), jobs.get("shards", 1), key)
         if simulated is not None or generate is not None:
             if not first_stages[stage].has_run(SPLIT_TRAIN):
                 raise ConfigError(f"{key}: it ranks {stage!r}, which has no training run")
@@ -637,6 +669,7 @@ def _teachers(
             depth=depth,
             seed=spec.get("seed", 42),
             generate=generate,
+            **jobs,
             published_subsamples=_published_subsamples(spec, depth, key),
         )
     return teachers
@@ -655,12 +688,19 @@ def _published_subsamples(spec: Mapping[str, Any], depth: int, key: str) -> dict
     return found
 
 
-def _check_generation(settings: Mapping[str, Any], where: str) -> None:
-    """The LLM settings, checked as the generation step will read them."""
+def _check_generation(
+    settings: Mapping[str, Any], queries: int | None, shards: int, key: str
+) -> None:
+    """The LLM settings, checked as the generation step will read them, and the shards,
+    which need a block of ``batch_size`` queries each (when the number of queries is known)."""
     from rank_distillm.teachers.llm.generate import GenerationSettings
+    from rank_distillm.teachers.llm.shards import largest_shard
 
+    where = f"{key}.generate"
     try:
-        GenerationSettings.from_config(settings, where)
+        generation = GenerationSettings.from_config(settings, where)
+        if queries is not None:
+            largest_shard(queries, generation.batch_size, shards)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where}: {error}") from None
 

@@ -139,11 +139,14 @@ def write_generated_teacher_run(
     settings: Mapping[str, Any],
     num_queries: int | None,
     tag: str,
+    shard: tuple[int, int] | None = None,
 ) -> None:
-    """An LLM teacher's run (listwise sliding window) of ``first_stage_run``; a killed job
-    resumes from the partial file beside ``out_run``."""
+    """An LLM teacher's run (listwise sliding window) of ``first_stage_run``, or of shard
+    ``(index, count)`` of its queries; a killed job resumes from the partial file beside
+    ``out_run``."""
     from rank_distillm.data.texts import DatasetTexts
     from rank_distillm.teachers.llm import GenerationSettings, generate_teacher_run
+    from rank_distillm.teachers.llm.shards import Shard
 
     generate_teacher_run(
         first_stage_run,
@@ -153,6 +156,33 @@ def write_generated_teacher_run(
         num_queries=num_queries,
         tag=tag,
         out_stats=out_stats,
+        shard=None if shard is None else Shard(*shard),
+    )
+
+
+def write_merged_teacher_run(
+    first_stage_run: Path,
+    shard_runs: Paths,
+    shard_stats: Paths,
+    out_run: Path,
+    out_stats: Path,
+    settings: Mapping[str, Any],
+    num_queries: int | None,
+    tag: str,
+) -> None:
+    """The one teacher run of a sharded generation, from its shards' runs (checked to be
+    complete and made with ``settings``)."""
+    from rank_distillm.teachers.llm import GenerationSettings
+    from rank_distillm.teachers.llm.merge import merge_shard_runs
+
+    merge_shard_runs(
+        first_stage_run,
+        [(Path(run), Path(stats)) for run, stats in zip(shard_runs, shard_stats, strict=True)],
+        out_run,
+        GenerationSettings.from_config(settings, f"teachers.{tag}.generate"),
+        num_queries,
+        tag,
+        out_stats,
     )
 
 

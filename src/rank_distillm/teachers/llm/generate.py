@@ -30,6 +30,7 @@ from rank_distillm.data.texts import TextLookup
 from rank_distillm.teachers.llm.backends import BACKENDS, DTYPES, Generator, Sampling
 from rank_distillm.teachers.llm.parsing import RepairCounts, parse_permutation
 from rank_distillm.teachers.llm.prompts import PROMPT_FORMATS, PromptBuilder
+from rank_distillm.teachers.llm.shards import Shard, shard_items
 from rank_distillm.teachers.llm.window import apply_order, window_spans
 
 LOGGER = logging.getLogger(__name__)
@@ -293,14 +294,13 @@ class PartialRun:
 # --------------------------------------------------------------------------- the step
 
 
-def select_candidates(
+def sampled_candidates(
     first_stage_run: Path,
-    texts: TextLookup,
     depth: int,
     num_queries: int | None,
     seed: int,
     chunk_lines: int = 2_000_000,
-) -> list[QueryCandidates]:
+) -> dict[str, tuple[str, ...]]:
     """The first-stage top ``depth`` of ``num_queries`` queries sampled with ``seed`` (the
     teacher table's own sampling, ``data.query_sample.sample_query_ids``), in the run's query
     order. The run is read in chunks, so multi-GB training runs fit in memory."""
@@ -310,7 +310,25 @@ def select_candidates(
         chunk = trec_io.truncate_run(chunk[chunk["query_id"].isin(keep)], depth)
         for query_id, doc_ids in chunk.groupby("query_id", sort=False)["doc_id"]:
             candidates[str(query_id)] = tuple(doc_ids)
+    return candidates
+
+
+def select_candidates(
+    first_stage_run: Path,
+    texts: TextLookup,
+    depth: int,
+    num_queries: int | None,
+    seed: int,
+    chunk_lines: int = 2_000_000,
+    shard: Shard | None = None,
+    batch_size: int = 1,
+) -> list[QueryCandidates]:
+    """The sampled queries (:func:`sampled_candidates`) with their texts; with ``shard``,
+    only that shard's blocks of ``batch_size`` queries (``shards.shard_items``)."""
+    candidates = sampled_candidates(first_stage_run, depth, num_queries, seed, chunk_lines)
     query_ids = list(candidates)
+    if shard is not None:
+        query_ids = shard_items(query_ids, batch_size, shard)
     query_texts = texts.query_texts(query_ids)
     return [
         QueryCandidates(query_id, text, candidates[query_id])
@@ -338,6 +356,7 @@ def generate_teacher_run(
     out_stats: Path | None = None,
     state_dir: Path | None = None,
     generator: Generator | None = None,
+    shard: Shard | None = None,
 ) -> dict[str, Any]:
     """Re-rank the first-stage top ``settings.depth`` of ``num_queries`` sampled queries
     (all if None) with the LLM, write the teacher run to ``out_run``; return statistics.
@@ -347,20 +366,31 @@ def generate_teacher_run(
     mappings). The partial file ``<state_dir or out_run's folder>/<out_run
     name>.partial.jsonl`` lets a killed job resume; it is removed once the run is written.
     ``generator`` replaces the model named in ``settings`` (tests, or a model already
-    loaded).
+    loaded). With ``shard``, only that shard's queries are generated (``shards``); the
+    statistics record the shard and the settings, which the merge checks.
     """
     started = time.perf_counter()
     out_run = Path(out_run)
-    queries = select_candidates(first_stage_run, texts, settings.depth, num_queries, settings.seed)
+    shard = shard or Shard(1, 1)
+    queries = select_candidates(
+        first_stage_run,
+        texts,
+        settings.depth,
+        num_queries,
+        settings.seed,
+        shard=shard,
+        batch_size=settings.batch_size,
+    )
     partial_path = Path(state_dir or out_run.parent) / f"{out_run.name}.partial.jsonl"
     header = {"settings": settings.fingerprint(), "candidates": candidates_digest(queries)}
     partial = PartialRun(partial_path, header)
     done = partial.load()
     todo = [query for query in queries if query.query_id not in done]
     LOGGER.info(
-        "teacher generation with %s (%s): %d queries, %d done before (%s), %d to do",
+        "teacher generation with %s (%s), %s: %d queries, %d done before (%s), %d to do",
         settings.model,
         settings.prompt_format,
+        shard,
         len(queries),
         len(done),
         partial_path,
@@ -369,7 +399,9 @@ def generate_teacher_run(
     generation_seconds = _generate_missing(todo, texts, settings, partial, done, generator)
     ordered = _finished_in_order(queries, done, partial_path)
     repairs = RepairCounts.total(result.repairs for result in ordered)
-    stats = _statistics(settings, len(queries), len(todo), ordered, repairs, generation_seconds)
+    stats = _statistics(
+        settings, shard, len(queries), len(todo), ordered, repairs, generation_seconds
+    )
     _log_statistics(stats, repairs, settings, generation_seconds, partial_path)
     run_tag = tag or f"{settings.prompt_format}.{Path(settings.model).name}"
     if out_stats is not None:
@@ -444,16 +476,19 @@ def _finished_in_order(
 
 def _statistics(
     settings: GenerationSettings,
+    shard: Shard,
     num_queries: int,
     generated: int,
     ordered: Sequence[QueryResult],
     repairs: RepairCounts,
     generation_seconds: float,
 ) -> dict[str, Any]:
-    """The run's statistics file: counts, tokens, speed and answer repairs."""
+    """The run's statistics file: counts, tokens, speed and answer repairs, and what made
+    it (the settings that decide the result, and the shard's place in the partition)."""
     return {
         "model": settings.model,
         "prompt_format": settings.prompt_format,
+        **shard_identity(settings, shard),
         "queries": num_queries,
         "resumed_queries": num_queries - generated,
         "generated_queries": generated,
@@ -465,6 +500,16 @@ def _statistics(
         else None,
         "windows_shortened_to_fit": sum(result.shortened_windows for result in ordered),
         "repairs": repairs.as_dict(),
+    }
+
+
+def shard_identity(settings: GenerationSettings, shard: Shard) -> dict[str, Any]:
+    """What a shard's run must share with its siblings to be merged: the settings that
+    decide the result, and its place in the partition (which ``batch_size`` also sets)."""
+    return {
+        "settings": settings.fingerprint(),
+        "batch_size": settings.batch_size,
+        "shard": shard.as_dict(),
     }
 
 
