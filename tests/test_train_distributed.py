@@ -5,6 +5,7 @@ number of processes."""
 from __future__ import annotations
 
 import os
+import signal
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -108,5 +109,7 @@ def test_an_exception_in_a_process_is_raised_in_the_launcher() -> None:
 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
+    before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(ChildFailedError, match="_worker FAILED"):
         launch(2, math.sqrt, -1.0)
+    assert signal.getsignal(signal.SIGTERM) == before  # the launcher's handler is gone

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,8 @@ import torch
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 LOGGER = logging.getLogger(__name__)
+#: What torch's launcher installs handlers for (LaunchConfig.signals_to_handle).
+_LAUNCHER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
 def _worker(threads: int, function: Callable[..., Any], args: tuple, level: int) -> None:
@@ -78,4 +81,11 @@ def launch(processes: int, function: Callable[..., Any], *args: Any, threads: in
         max_restarts=0,
         start_method="spawn",
     )
-    elastic_launch(config, _worker)(threads, function, args, level)
+    # The launcher handles these signals while it runs (a SLURM preemption's SIGTERM stops
+    # the workers); the caller's own handlers are back once it returns or raises.
+    handlers = {number: signal.getsignal(number) for number in _LAUNCHER_SIGNALS}
+    try:
+        elastic_launch(config, _worker)(threads, function, args, level)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
