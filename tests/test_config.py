@@ -217,7 +217,9 @@ def generated_teacher_config(**generate: object) -> dict:
         "depth": 10,
         "generate": {"model": "tiny-lm", "window": 5, "stride": 3, **generate},
     }
-    config["models"]["tiny-electra.stage1.stage2-ranknet"]["teacher"] = "llm"
+    model = config["models"]["tiny-electra.stage1.stage2-ranknet"]
+    model["teacher"] = "llm"
+    model.pop("queries", None)  # every query the generated run holds
     return config
 
 

@@ -42,10 +42,10 @@ def test_demo_has_one_first_stage_and_the_simulated_teacher(demo_config) -> None
     ]
     assert exp.rows[0].label == "BM25"  # one first stage: the row is named after it
     stage2 = exp.models["tiny-electra.stage1.stage2-ranknet"]
-    # The teacher's depth and queries are the model's defaults.
-    assert (stage2.queries, stage2.depth) == (1000, 30)
+    # The model draws 800 of the teacher's 1,000 queries; the depth is the teacher's.
+    assert (stage2.queries, stage2.depth) == (800, 30)
     assert exp.model_table(stage2.name) == (
-        "results/demo/training/teachers/simulated-teacher.1000x30.parquet"
+        "results/demo/training/teachers/simulated-teacher.800x30.parquet"
     )
     assert exp.model_start(stage2.name) == "results/demo/models/tiny-electra.stage1/checkpoint"
     assert exp.first_stage_run("bm25", "dl19") == "results/demo/runs/dl19/bm25/bm25.run"
