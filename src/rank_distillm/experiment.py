@@ -343,6 +343,7 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
         ablation_rows = []
     models = {**main_models, **extra_models}
     _check_starts(models, backbones, checkpoints)
+    _check_lengths(models, backbones, checkpoints)
     rows = main_rows + ablation_rows
     return Experiment(
         name=config["experiment"],
@@ -845,6 +846,50 @@ def _check_starts(
                 )
             seen.append(start)
             start = models[start].start
+
+
+def _check_lengths(
+    models: Mapping[str, Model],
+    backbones: Mapping[str, Backbone],
+    checkpoints: Mapping[str, Checkpoint],
+) -> None:
+    """Every model's ``query_length + doc_length`` plus its family's special tokens must
+    fit its backbone's positions. A tiny backbone says so in its settings; a hub one or a
+    checkpoint in its ``config.json`` when that is at hand (a local folder or the hub
+    cache), else the training job checks it as it loads the backbone."""
+    from rank_distillm.model import families
+
+    for name, model in models.items():
+        root = model.start
+        while root in models:
+            root = models[root].start
+        if root in backbones and backbones[root].tiny is not None:
+            tiny = backbones[root].tiny
+            model_type = tiny.get("family", "electra")
+            capacity = tiny["max_position_embeddings"]
+            source = f"backbones.{root}.tiny.max_position_embeddings"
+        else:
+            where = backbones[root].hub if root in backbones else checkpoints[root].path
+            config = families.read_config(where)
+            if config is None:
+                continue
+            kind = "backbones" if root in backbones else "checkpoints"
+            key = "hub" if root in backbones else "path"
+            source = f"{kind}.{root}.{key}: {where}"
+            try:
+                model_type = families.check_family(families.backbone_type(config), source)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+            capacity = families.position_capacity(config)
+        settings = model.settings
+        problem = families.length_problem(
+            model_type, capacity, settings["query_length"], settings["doc_length"]
+        )
+        if problem is not None:
+            raise ConfigError(
+                f"models.{name} (query_length, doc_length): {problem} ({source}); shorten "
+                f"the lengths (models.{name} or training_defaults) or pick a longer backbone"
+            )
 
 
 def _ablations(

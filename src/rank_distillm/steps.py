@@ -297,11 +297,12 @@ def rerank_first_stages(
     ``dataset``, ``first_stage_run``, ``out_run`` and ``depth``; ``device`` and
     ``precision`` as in :func:`_rerank_run`."""
     from rank_distillm.model import numerics
-    from rank_distillm.model.checkpoints import load_cross_encoder
+    from rank_distillm.model.checkpoints import check_lengths, load_cross_encoder
     from rank_distillm.model.pair_encoder import PairEncoder
 
     numerics.enforce()
     model, tokenizer = load_cross_encoder(str(checkpoint))
+    check_lengths(model, tokenizer, str(checkpoint))
     encoder = PairEncoder(tokenizer, model.query_length, model.doc_length)
     for job in jobs:
         _rerank_run(
