@@ -162,7 +162,7 @@ class Experiment(ExperimentPaths):
     demo: Mapping[str, Any] | None
     local_collections: Sequence[str]
     collection: str
-    train_dataset: str
+    train_dataset: str | None  # None: an evaluation-only experiment (nothing trains)
     evaluation: Mapping[str, EvaluationSet]
     first_stages: Mapping[str, FirstStage]
     teachers: Mapping[str, Teacher]
@@ -198,7 +198,8 @@ class Experiment(ExperimentPaths):
 
     @property
     def splits(self) -> list[str]:
-        return [SPLIT_TRAIN, *self.evaluation]
+        """The training split (when there is one) and every evaluation set."""
+        return [*([SPLIT_TRAIN] if self.train_dataset else []), *self.evaluation]
 
     def dataset_id(self, split: str) -> str:
         return self.train_dataset if split == SPLIT_TRAIN else self.evaluation[split].dataset
@@ -307,7 +308,8 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
     demo_tirex = config.get("demo_tirex")
     local = [*collections, *((demo_tirex or {}).get("corpora", {}))]
     evaluation, selection, tasks = _evaluation_sets(config, local)
-    first_stages = _first_stages(config, [SPLIT_TRAIN, *evaluation], evaluation)
+    train = [SPLIT_TRAIN] if config.get("train_dataset") else []
+    first_stages = _first_stages(config, [*train, *evaluation], evaluation)
     tirex_stage = _tirex_first_stage(config, first_stages, tasks)
     _check_first_stage_runs(evaluation, first_stages, tirex_stage)
     teachers = _teachers(config, first_stages, evaluation)
@@ -342,6 +344,12 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
     if not config.get("ablations", {}).get("enabled", False):
         ablation_rows = []
     models = {**main_models, **extra_models}
+    if models and not config.get("train_dataset"):
+        raise ConfigError(
+            f"train_dataset: models.{next(iter(models))} trains, so the experiment needs the "
+            "ir_datasets id of its training queries (only an experiment without models, "
+            "evaluating first stages and checkpoints, may leave it out)"
+        )
     _check_starts(models, backbones, checkpoints)
     _check_lengths(models, backbones, checkpoints)
     rows = main_rows + ablation_rows
@@ -350,7 +358,7 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
         demo=config.get("demo"),
         local_collections=list(config.get("local_collections", [])),
         collection=config["collection"],
-        train_dataset=config["train_dataset"],
+        train_dataset=config.get("train_dataset"),
         evaluation=evaluation,
         first_stages=first_stages,
         teachers=teachers,
