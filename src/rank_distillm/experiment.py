@@ -873,7 +873,7 @@ def _check_lengths(
             root = models[root].start
         if root in backbones and backbones[root].tiny is not None:
             tiny = backbones[root].tiny
-            model_type = tiny.get("family", "electra")
+            model_type = tiny["family"]
             capacity = tiny["max_position_embeddings"]
             source = f"backbones.{root}.tiny.max_position_embeddings"
         else:

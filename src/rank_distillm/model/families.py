@@ -26,6 +26,21 @@ SPECIAL_TOKENS: dict[str, int] = {
     "modernbert": 3,
 }
 FAMILIES = tuple(SPECIAL_TOKENS)
+#: How each family is written in prose, and the pair as it reads it.
+NAMES = {
+    "electra": "ELECTRA",
+    "bert": "BERT",
+    "roberta": "RoBERTa",
+    "xlm-roberta": "XLM-RoBERTa",
+    "deberta-v2": "DeBERTa-v2/v3",
+    "modernbert": "ModernBERT",
+}
+PAIR_TEXT = {
+    family: "<s> query </s></s> passage </s>"
+    if SPECIAL_TOKENS[family] == 4
+    else "[CLS] query [SEP] passage [SEP]"
+    for family in FAMILIES
+}
 
 
 def check_family(model_type: str, where: str) -> str:
