@@ -11,6 +11,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import json  # noqa: E402
 import shutil  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -22,9 +23,15 @@ from rank_distillm.model import families, lean_encoder  # noqa: E402
 from rank_distillm.model.checkpoints import load_cross_encoder, save_cross_encoder  # noqa: E402
 from rank_distillm.model.cross_encoder import CrossEncoder  # noqa: E402
 from rank_distillm.model.pair_encoder import PairEncoder  # noqa: E402
-from rank_distillm.model.tiny_backbone import TinySettings, build_tiny  # noqa: E402
+from rank_distillm.model.tiny_backbone import build_tiny  # noqa: E402
 from rank_distillm.training.loop import TrainSettings, train  # noqa: E402
-from tests.helpers import corpus, one_torch_thread, split_texts, training_table  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    TINY,
+    corpus,
+    one_torch_thread,
+    split_texts,
+    training_table,
+)
 
 FAMILIES = ["electra", "bert", "roberta", "xlm-roberta", "deberta-v2", "modernbert"]
 CLASSES = {
@@ -63,16 +70,7 @@ def family(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def tiny(family: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp(f"tiny-{family}")
-    settings = TinySettings(
-        family=family,
-        vocab_size=200,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    build_tiny(corpus(), settings, out)
+    build_tiny(corpus(), replace(TINY, family=family), out)
     return out
 
 

@@ -8,6 +8,7 @@ evaluated; ELECTRA's rows are the paper's models, which the paper miniature runs
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -15,9 +16,9 @@ import pytest
 import yaml
 
 from rank_distillm.experiment import from_config
-from rank_distillm.model.tiny_backbone import TinySettings, build_tiny
+from rank_distillm.model.tiny_backbone import build_tiny
 from tests import paper_miniature
-from tests.helpers import load_config
+from tests.helpers import TINY, load_config
 from tests.workflow_runner import REPO, copy_workflow, snakemake
 
 pytestmark = pytest.mark.slow
@@ -38,15 +39,7 @@ def students_overrides(workdir: Path, paper_overrides: Path) -> Path:
     texts = paper_miniature.passages_texts(workdir / ".irds/msmarco-passage/collection.tsv")
     for name, family in STUDENTS.items():
         folder = workdir / "miniature-models" / name
-        settings = TinySettings(
-            family=family,
-            vocab_size=700,
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-            max_position_embeddings=80,
-        )
+        settings = replace(TINY, family=family, vocab_size=700, max_position_embeddings=80)
         build_tiny(texts, settings, folder)
         overrides["backbones"][name] = {"hub": str(folder), "train_pairs_per_second": 100}
     for name in STUDENTS:
