@@ -26,7 +26,7 @@ from rank_distillm.evaluation.measures import evaluate_run  # noqa: E402
 from rank_distillm.evaluation.rerank import rerank  # noqa: E402
 from rank_distillm.model.checkpoints import load_cross_encoder  # noqa: E402
 from rank_distillm.model.pair_encoder import PairEncoder  # noqa: E402
-from rank_distillm.model.tiny_backbone import TinyElectraSettings, build_tiny_electra  # noqa: E402
+from rank_distillm.model.tiny_backbone import TinySettings, build_tiny  # noqa: E402
 from rank_distillm.retrieve import bm25, build_index  # noqa: E402
 
 QUERY_LENGTH, DOC_LENGTH, MODELS, BATCH = 16, 40, 2, 128  # as config.yaml's demo
@@ -56,7 +56,7 @@ def run_once(work: Path, suffix: str) -> dict[str, float]:
             runs[task] = (topics, bm25(work / "index" / group, topics, num_results=100))
     times["BM25 top 100"] = time.perf_counter() - started
     texts = [t for _, t in datasets.iter_doc_texts(ir_datasets.load(next(iter(manifests))))]
-    build_tiny_electra(texts, TinyElectraSettings(), work / "backbone")
+    build_tiny(texts, TinySettings(), work / "backbone")
     model, tokenizer = load_cross_encoder(str(work / "backbone"), QUERY_LENGTH, DOC_LENGTH)
     encoder = PairEncoder(tokenizer, QUERY_LENGTH, DOC_LENGTH)
     started = time.perf_counter()

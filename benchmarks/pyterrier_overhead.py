@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from rank_distillm.data.datasets import truncate_words  # noqa: E402
 from rank_distillm.evaluation.rerank import rerank  # noqa: E402
 from rank_distillm.model.checkpoints import load_cross_encoder, save_cross_encoder  # noqa: E402
-from rank_distillm.model.tiny_backbone import TinyElectraSettings, build_tiny_electra  # noqa: E402
+from rank_distillm.model.tiny_backbone import TinySettings, build_tiny  # noqa: E402
 from rank_distillm.pyterrier import CrossEncoderReranker  # noqa: E402
 
 WORDS = [f"w{i}" for i in range(3000)]
@@ -56,7 +56,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     work = Path(tempfile.mkdtemp(prefix="pyterrier-overhead-"))
-    settings = TinyElectraSettings(
+    settings = TinySettings(
         vocab_size=1000,
         hidden_size=32,
         num_hidden_layers=2,
@@ -65,7 +65,7 @@ def main() -> None:
         max_position_embeddings=128,
     )
     frame = synthetic_frame(args.queries, args.depth)
-    build_tiny_electra(list(frame["text"].unique()[:2000]), settings, work / "backbone")
+    build_tiny(list(frame["text"].unique()[:2000]), settings, work / "backbone")
     model, tokenizer = load_cross_encoder(str(work / "backbone"), 16, 64, seed=1)
     save_cross_encoder(model, tokenizer, work / "checkpoint")
 

@@ -17,13 +17,13 @@ import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from rank_distillm.data.texts import MappingTexts  # noqa: E402
-from rank_distillm.model.tiny_backbone import TinyElectraSettings, build_tiny_electra  # noqa: E402
+from rank_distillm.model.tiny_backbone import TinySettings, build_tiny  # noqa: E402
 from rank_distillm.training.tables import TrainingTable  # noqa: E402
 
 #: A training table with its texts joined, as tests like to write them.
 TEXT_TABLE_COLUMNS = ["query_id", "query", "doc_id", "text", "rank", "target"]
 
-TINY = TinyElectraSettings(
+TINY = TinySettings(
     vocab_size=200,
     hidden_size=16,
     num_hidden_layers=1,
@@ -108,7 +108,7 @@ def corpus() -> list[str]:
 
 def build_backbone(out_dir: Path) -> Path:
     """A tiny ELECTRA backbone (tokenizer + weights) saved like a hub backbone."""
-    build_tiny_electra(corpus(), TINY, out_dir)
+    build_tiny(corpus(), TINY, out_dir)
     return out_dir
 
 

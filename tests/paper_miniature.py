@@ -134,12 +134,12 @@ def _tiny_models(root: Path, texts: list[str]) -> dict[str, Path]:
     """Tiny stand-ins for google/electra-{base,large}-discriminator and the published
     webis/monoelectra checkpoints (lightning-ir layout), built offline."""
     from rank_distillm.model.checkpoints import load_cross_encoder, save_cross_encoder
-    from rank_distillm.model.tiny_backbone import TinyElectraSettings, build_tiny_electra
+    from rank_distillm.model.tiny_backbone import TinySettings, build_tiny
 
     shapes = {"base": (16, 1), "large": (24, 2)}
     out = {}
     for name, (hidden, layers) in shapes.items():
-        settings = TinyElectraSettings(
+        settings = TinySettings(
             vocab_size=700,
             hidden_size=hidden,
             num_hidden_layers=layers,
@@ -148,7 +148,7 @@ def _tiny_models(root: Path, texts: list[str]) -> dict[str, Path]:
             max_position_embeddings=80,
         )
         out[name] = root / name
-        build_tiny_electra(texts, settings, out[name])
+        build_tiny(texts, settings, out[name])
         model, tokenizer = load_cross_encoder(str(out[name]), 16, 48)
         out[f"published-{name}"] = root / f"published-{name}"
         save_cross_encoder(model, tokenizer, out[f"published-{name}"])

@@ -65,11 +65,11 @@ def test_initial_weights_follow_the_initializer_range(tmp_path: Path) -> None:
     import torch
     from safetensors.torch import load_file
 
-    from rank_distillm.model.tiny_backbone import TinyElectraSettings, build_tiny_electra
+    from rank_distillm.model.tiny_backbone import TinySettings, build_tiny
 
     texts = [f"alpha beta gamma delta {i}" for i in range(50)]
-    settings = TinyElectraSettings(hidden_size=32, intermediate_size=64, initializer_range=0.1)
-    build_tiny_electra(texts, settings, tmp_path)
+    settings = TinySettings(hidden_size=32, intermediate_size=64, initializer_range=0.1)
+    build_tiny(texts, settings, tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["initializer_range"] == 0.1
     weights = load_file(str(tmp_path / "model.safetensors"))
     query = weights["encoder.layer.0.attention.self.query.weight"]

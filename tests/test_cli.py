@@ -22,7 +22,7 @@ from rank_distillm.data.datasets import iter_doc_texts, load  # noqa: E402
 from rank_distillm.evaluation import measures as evaluate  # noqa: E402
 from rank_distillm.model import numerics  # noqa: E402
 from rank_distillm.model.checkpoints import load_cross_encoder, save_cross_encoder  # noqa: E402
-from rank_distillm.model.tiny_backbone import build_tiny_electra  # noqa: E402
+from rank_distillm.model.tiny_backbone import build_tiny  # noqa: E402
 from tests.helpers import TINY, one_torch_thread  # noqa: E402
 
 DEMO = "anywhere-cli-demo"
@@ -56,7 +56,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             manifests, SPLIT, root / "index", root / "bm25.run", {"k1": 0.9, "b": 0.4}, 20
         )
         texts = (text for _, text in iter_doc_texts(load(DEMO)))
-        build_tiny_electra(texts, TINY, root / "backbone")
+        build_tiny(texts, TINY, root / "backbone")
         model, tokenizer = load_cross_encoder(str(root / "backbone"), 8, 24, seed=3)
         checkpoint = root / "models" / "tiny.demo" / "checkpoint"
         save_cross_encoder(model, tokenizer, checkpoint)

@@ -55,12 +55,19 @@ def test_a_value_outside_an_enum_lists_the_allowed_ones() -> None:
     ]
 
 
-def test_empty_models_says_what_the_key_holds_in_one_line() -> None:
+def test_empty_evaluation_says_what_the_key_holds_in_one_line() -> None:
     config = demo_config()
-    config["models"] = {}
+    config["evaluation"] = {}
     [line] = problems(config)
-    assert line.startswith("models: must name at least 1 entry (training recipes by name")
+    assert line.startswith("evaluation: must name at least 1 entry (evaluation sets by name")
     assert len(line) < 200
+
+
+def test_empty_models_and_backbones_are_an_evaluation_only_experiment() -> None:
+    config = demo_config()
+    config["models"], config["backbones"] = {}, {}
+    del config["train_dataset"]
+    validate_config(config, SCHEMA)
 
 
 def test_missing_keys_wrong_types_and_ranges_each_get_a_line() -> None:
@@ -98,14 +105,15 @@ def test_key_path() -> None:
 
 
 def test_the_workflow_prints_a_few_lines_not_the_schema(tmp_path: Path) -> None:
-    """Tried as a new user would: `models: {}` used to print ~50 lines of schema."""
+    """Tried as a new user would: `models: {}` used to print ~50 lines of schema (empty
+    models are an evaluation-only experiment now; empty evaluation sets are not)."""
     workdir = copy_workflow(tmp_path)
     config = demo_config()
-    config["models"] = {}
+    config["evaluation"] = {}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     result = snakemake(workdir, "--dry-run")
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "config: models: must name at least 1 entry" in output
+    assert "config: evaluation: must name at least 1 entry" in output
     assert "minProperties" not in output and "additionalProperties" not in output
     assert len(output.strip().splitlines()) <= 6, output

@@ -199,15 +199,63 @@ def test_published_checkpoint_without_bias(backbone_dir: Path, tmp_path: Path) -
     assert torch.equal(model.linear.weight.detach(), weight)
 
 
-def test_non_electra_checkpoint_is_refused(backbone_dir: Path, tmp_path: Path) -> None:
+def test_unsupported_family_is_refused(backbone_dir: Path, tmp_path: Path) -> None:
     path = published_checkpoint(
         backbone_dir,
         tmp_path / "published",
         {"weight": torch.zeros(1, TINY.hidden_size), "bias": torch.zeros(1)},
-        backbone_model_type="bert",
+        backbone_model_type="gpt2",
     )
-    with pytest.raises(ValueError, match=r"config\.json.*'bert'"):
+    with pytest.raises(ValueError, match=r"config\.json: model_type 'gpt2' is not a supported"):
         load_cross_encoder(str(path))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("pooling_strategy", "max", r"pooling_strategy 'max' is not implemented"),
+        ("scoring_strategy", "mono", r"scoring_strategy 'mono' is not implemented"),
+    ],
+)
+def test_unimplemented_pooling_or_scoring_is_refused(
+    backbone_dir: Path, tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    """A checkpoint saved with another pooling must not load and score with ``first``."""
+    head = {"weight": torch.zeros(1, TINY.hidden_size), "bias": torch.zeros(1)}
+    path = published_checkpoint(backbone_dir, tmp_path / "published", head, **{key: value})
+    with pytest.raises(ValueError, match=r"published/config\.json: " + message):
+        load_cross_encoder(str(path))
+
+
+def test_mean_pooling_is_written_and_honoured_on_load(backbone_dir: Path, tmp_path: Path) -> None:
+    """A mean-pooled checkpoint scores the head on the mean of the unpadded token vectors,
+    on both the training (autograd) and the re-ranking path, and keeps its pooling."""
+    head = {"weight": torch.linspace(-1.0, 1.0, TINY.hidden_size)[None], "bias": torch.zeros(1)}
+    path = published_checkpoint(backbone_dir, tmp_path / "published", head, pooling_strategy="mean")
+    model, tokenizer = load_cross_encoder(str(path))
+    assert model.pooling == "mean"
+    encoder = PairEncoder(tokenizer, 10, 20)
+    queries, docs = zip(*PAIRS, strict=True)
+    batch = encoder.collate(encoder.query_ids(queries), encoder.doc_ids(docs))
+    model.eval()
+    with torch.no_grad():
+        states = model.backbone(**batch).last_hidden_state
+    by_hand = [
+        float(head["weight"][0] @ states[row, : int(length)].mean(dim=0))
+        for row, length in enumerate(batch["attention_mask"].sum(dim=1))
+    ]
+    assert scores(model, encoder).tolist() == pytest.approx(by_hand, abs=1e-5)
+    assert model(**batch).tolist() == pytest.approx(by_hand, abs=1e-5)  # with autograd
+    first = scores(
+        load_cross_encoder(str(published_checkpoint(backbone_dir, tmp_path / "first", head)))[0],
+        encoder,
+    )
+    assert not torch.allclose(first, scores(model, encoder))
+    save_cross_encoder(model, tokenizer, tmp_path / "again")
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["pooling_strategy"] == (
+        "mean"
+    )
+    assert load_cross_encoder(str(tmp_path / "again"))[0].pooling == "mean"
 
 
 def test_missing_backbone_key_is_refused(backbone_dir: Path, tmp_path: Path) -> None:

@@ -30,8 +30,16 @@ def load(*configs: str) -> experiment.Experiment:
     return experiment.from_config(load_config(paths, REPO / "schemas" / "config.schema.yaml"))
 
 
-def write_run_files(facts: dict, offset: float = 0.0, steps_run: int = 12) -> None:
-    """The files a run leaves for a model: loss log, table statistics, metrics."""
+def write_run_files(
+    facts: dict, offset: float = 0.0, steps_run: int = 12, backbone: str = "electra"
+) -> None:
+    """The files a run leaves for a model: checkpoint config, loss log, table statistics,
+    metrics."""
+    checkpoint = Path(facts["checkpoint"])
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    (checkpoint / "config.json").write_text(
+        json.dumps({"model_type": "mono", "backbone_model_type": backbone})
+    )
     loss = Path(facts["loss_log"])
     loss.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(
@@ -257,3 +265,41 @@ def test_a_generated_teacher_is_named_with_its_llm(tmp_path: Path) -> None:
         "to 50 queries x depth 10, targets from the teacher's ranks: 50 queries, 500 "
         "query-passage rows (10 passages per query)."
     )
+
+
+@pytest.mark.parametrize(
+    ("backbone", "pooling", "expected"),
+    [
+        (
+            "electra",
+            "first",
+            "A monoELECTRA cross-encoder for passage re-ranking, `{name}` of the `demo` "
+            "experiment, trained by the rank-distillm pipeline, a reproduction of "
+            "Rank-DistiLLM (Schlatt et al., ECIR 2025, [arXiv 2405.07920]"
+            "(https://arxiv.org/abs/2405.07920)). It scores `[CLS] query [SEP] passage "
+            "[SEP]` with a linear layer on the `[CLS]` vector; queries are cut to 16 "
+            "tokens and passages to 40.",
+        ),
+        (
+            "roberta",
+            "mean",
+            "A cross-encoder on a RoBERTa backbone for passage re-ranking, `{name}` of the "
+            "`demo` experiment, trained by the rank-distillm pipeline, a reproduction of "
+            "Rank-DistiLLM (Schlatt et al., ECIR 2025, [arXiv 2405.07920]"
+            "(https://arxiv.org/abs/2405.07920)). It scores `<s> query </s></s> passage "
+            "</s>` with a linear layer on the mean of its token vectors; queries are cut "
+            "to 16 tokens and passages to 40.",
+        ),
+    ],
+)
+def test_the_card_names_the_family_and_its_pair_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backbone: str, pooling: str, expected: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    facts = card_facts(load("config.yaml"), DEMO_MODEL)
+    write_run_files(facts, backbone=backbone)
+    config = Path(facts["checkpoint"]) / "config.json"
+    config.write_text(json.dumps({"backbone_model_type": backbone, "pooling_strategy": pooling}))
+    model_card.write_model_card(facts, tmp_path / "README.md")
+    text = " ".join((tmp_path / "README.md").read_text().split())
+    assert expected.format(name=DEMO_MODEL) + " The checkpoint" in text

@@ -31,7 +31,7 @@ from rank_distillm.data import trec as trec_io  # noqa: E402
 from rank_distillm.evaluation.measures import read_per_query  # noqa: E402
 from rank_distillm.model.checkpoints import load_cross_encoder, save_cross_encoder
 from rank_distillm.model.pair_encoder import PairEncoder
-from rank_distillm.model.tiny_backbone import build_tiny_electra  # noqa: E402
+from rank_distillm.model.tiny_backbone import build_tiny  # noqa: E402
 from rank_distillm.pyterrier import CrossEncoderReranker, DocTextLoader  # noqa: E402
 from tests.helpers import (  # noqa: E402
     TINY,
@@ -88,7 +88,7 @@ def vaswani(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         )
         dataset = datasets.load(VASWANI_ID)
         texts = (text for _, text in datasets.iter_doc_texts(dataset))
-        build_tiny_electra(texts, TINY_VASWANI, root / "backbone")
+        build_tiny(texts, TINY_VASWANI, root / "backbone")
         steps.prepare_hard_negative_table(
             manifests,
             VASWANI_ID,

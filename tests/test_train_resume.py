@@ -20,7 +20,7 @@ from pathlib import Path  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from rank_distillm.model.tiny_backbone import build_tiny_electra  # noqa: E402
+from rank_distillm.model.tiny_backbone import build_tiny  # noqa: E402
 from rank_distillm.training.loop import TrainSettings, train  # noqa: E402
 from rank_distillm.training.resume import TrainingInterrupted  # noqa: E402
 from tests.helpers import TINY, corpus, read_tensors, split_texts, training_table  # noqa: E402
@@ -62,7 +62,7 @@ def dropout_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny backbone with dropout, so every step draws from torch's generator: a
     resumed run only matches if the generator's state came back too."""
     out = tmp_path_factory.mktemp("dropout-backbone")
-    build_tiny_electra(corpus(), dataclasses.replace(TINY, dropout=0.1), out)
+    build_tiny(corpus(), dataclasses.replace(TINY, dropout=0.1), out)
     return out
 
 

@@ -166,7 +166,7 @@ class Experiment(ExperimentPaths):
     demo: Mapping[str, Any] | None
     local_collections: Sequence[str]
     collection: str
-    train_dataset: str
+    train_dataset: str | None  # None: an evaluation-only experiment (nothing trains)
     evaluation: Mapping[str, EvaluationSet]
     first_stages: Mapping[str, FirstStage]
     teachers: Mapping[str, Teacher]
@@ -202,7 +202,8 @@ class Experiment(ExperimentPaths):
 
     @property
     def splits(self) -> list[str]:
-        return [SPLIT_TRAIN, *self.evaluation]
+        """The training split (when there is one) and every evaluation set."""
+        return [*([SPLIT_TRAIN] if self.train_dataset else []), *self.evaluation]
 
     def dataset_id(self, split: str) -> str:
         return self.train_dataset if split == SPLIT_TRAIN else self.evaluation[split].dataset
@@ -336,7 +337,8 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
     demo_tirex = config.get("demo_tirex")
     local = [*collections, *((demo_tirex or {}).get("corpora", {}))]
     evaluation, selection, tasks = _evaluation_sets(config, local)
-    first_stages = _first_stages(config, [SPLIT_TRAIN, *evaluation], evaluation)
+    train = [SPLIT_TRAIN] if config.get("train_dataset") else []
+    first_stages = _first_stages(config, [*train, *evaluation], evaluation)
     tirex_stage = _tirex_first_stage(config, first_stages, tasks)
     _check_first_stage_runs(evaluation, first_stages, tirex_stage)
     teachers = _teachers(config, first_stages, evaluation)
@@ -371,14 +373,21 @@ def from_config(config: Mapping[str, Any]) -> Experiment:
     if not config.get("ablations", {}).get("enabled", False):
         ablation_rows = []
     models = {**main_models, **extra_models}
+    if models and not config.get("train_dataset"):
+        raise ConfigError(
+            f"train_dataset: models.{next(iter(models))} trains, so the experiment needs the "
+            "ir_datasets id of its training queries (only an experiment without models, "
+            "evaluating first stages and checkpoints, may leave it out)"
+        )
     _check_starts(models, backbones, checkpoints)
+    _check_lengths(models, backbones, checkpoints)
     rows = main_rows + ablation_rows
     return Experiment(
         name=config["experiment"],
         demo=config.get("demo"),
         local_collections=list(config.get("local_collections", [])),
         collection=config["collection"],
-        train_dataset=config["train_dataset"],
+        train_dataset=config.get("train_dataset"),
         evaluation=evaluation,
         first_stages=first_stages,
         teachers=teachers,
@@ -885,6 +894,50 @@ def _check_starts(
                 )
             seen.append(start)
             start = models[start].start
+
+
+def _check_lengths(
+    models: Mapping[str, Model],
+    backbones: Mapping[str, Backbone],
+    checkpoints: Mapping[str, Checkpoint],
+) -> None:
+    """Every model's ``query_length + doc_length`` plus its family's special tokens must
+    fit its backbone's positions. A tiny backbone says so in its settings; a hub one or a
+    checkpoint in its ``config.json`` when that is at hand (a local folder or the hub
+    cache), else the training job checks it as it loads the backbone."""
+    from rank_distillm.model import families
+
+    for name, model in models.items():
+        root = model.start
+        while root in models:
+            root = models[root].start
+        if root in backbones and backbones[root].tiny is not None:
+            tiny = backbones[root].tiny
+            model_type = tiny["family"]
+            capacity = tiny["max_position_embeddings"]
+            source = f"backbones.{root}.tiny.max_position_embeddings"
+        else:
+            where = backbones[root].hub if root in backbones else checkpoints[root].path
+            config = families.read_config(where)
+            if config is None:
+                continue
+            kind = "backbones" if root in backbones else "checkpoints"
+            key = "hub" if root in backbones else "path"
+            source = f"{kind}.{root}.{key}: {where}"
+            try:
+                model_type = families.check_family(families.backbone_type(config), source)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+            capacity = families.position_capacity(config)
+        settings = model.settings
+        problem = families.length_problem(
+            model_type, capacity, settings["query_length"], settings["doc_length"]
+        )
+        if problem is not None:
+            raise ConfigError(
+                f"models.{name} (query_length, doc_length): {problem} ({source}); shorten "
+                f"the lengths (models.{name} or training_defaults) or pick a longer backbone"
+            )
 
 
 def _ablations(

@@ -94,13 +94,14 @@ class CrossEncoderReranker(pt.Transformer):
         texts: str | DocTextLoader | None = None,
     ) -> None:
         from rank_distillm.evaluation.rerank import default_device
-        from rank_distillm.model.checkpoints import load_cross_encoder
+        from rank_distillm.model.checkpoints import check_lengths, load_cross_encoder
         from rank_distillm.model.pair_encoder import PairEncoder
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.checkpoint = str(checkpoint)
         self.model, tokenizer = load_cross_encoder(self.checkpoint, query_length, doc_length)
+        check_lengths(self.model, tokenizer, self.checkpoint)
         self.encoder = PairEncoder(tokenizer, self.model.query_length, self.model.doc_length)
         self.batch_size = batch_size
         self.device = device or default_device()

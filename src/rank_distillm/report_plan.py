@@ -14,6 +14,7 @@ from rank_distillm.config.hints import did_you_mean
 from rank_distillm.config.plain import plain
 from rank_distillm.evaluation import significance
 from rank_distillm.experiment import FIRST_STAGE_ROW, Experiment, benchmark_id
+from rank_distillm.model import families
 from rank_distillm.report import model_zoo
 from rank_distillm.report.files import Cell, LossPlot, ReportSpec, TirexCell, TirexSpec, loss_png
 
@@ -152,7 +153,8 @@ def _start_chain(experiment: Experiment, model: str) -> list[dict[str, str]]:
         chain.append({"name": start, "label": checkpoint.label, "kind": "checkpoint"})
     else:
         backbone = experiment.backbones[start]
-        label = backbone.hub or f"a tiny ELECTRA built from {experiment.collection}"
+        family = families.NAMES[backbone.tiny["family"]] if backbone.tiny else ""
+        label = backbone.hub or f"a tiny {family} built from {experiment.collection}"
         chain.append({"name": start, "label": label, "kind": "backbone"})
     return chain
 

@@ -77,13 +77,14 @@ def build_tiny_backbone(
     manifests: Paths, collection_id: str, settings: Mapping[str, Any], out_dir: Path
 ) -> None:
     from rank_distillm.model import numerics
-    from rank_distillm.model.tiny_backbone import TinyElectraSettings, build_tiny_electra
+    from rank_distillm.model.tiny_backbone import TinySettings, build_tiny
 
     numerics.enforce()
     dataset = datasets.load(collection_id, manifests)
     texts = (text for _, text in datasets.iter_doc_texts(dataset))
-    parameters = build_tiny_electra(texts, TinyElectraSettings(**settings), out_dir)
-    LOGGER.info("tiny ELECTRA backbone with %d parameters in %s", parameters, out_dir)
+    tiny = TinySettings(**settings)
+    parameters = build_tiny(texts, tiny, out_dir)
+    LOGGER.info("tiny %s backbone with %d parameters in %s", tiny.family, parameters, out_dir)
 
 
 def build_bm25_index(manifests: Paths, corpus: str, index_dir: Path) -> None:
@@ -327,11 +328,12 @@ def rerank_first_stages(
     ``dataset``, ``first_stage_run``, ``out_run`` and ``depth``; ``device`` and
     ``precision`` as in :func:`_rerank_run`."""
     from rank_distillm.model import numerics
-    from rank_distillm.model.checkpoints import load_cross_encoder
+    from rank_distillm.model.checkpoints import check_lengths, load_cross_encoder
     from rank_distillm.model.pair_encoder import PairEncoder
 
     numerics.enforce()
     model, tokenizer = load_cross_encoder(str(checkpoint))
+    check_lengths(model, tokenizer, str(checkpoint))
     encoder = PairEncoder(tokenizer, model.query_length, model.doc_length)
     for job in jobs:
         _rerank_run(

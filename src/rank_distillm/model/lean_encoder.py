@@ -1,4 +1,5 @@
-"""A lean inference pass of the ELECTRA encoder that returns only the ``[CLS]`` vectors.
+"""A lean inference pass of the ELECTRA encoder (and of BERT, RoBERTa and XLM-RoBERTa,
+whose layers are ELECTRA's) that returns only the ``[CLS]`` vectors.
 
 A cross-encoder reads one vector per pair, so the last layer needs its query, output and
 feed-forward projections for ``[CLS]`` alone (keys and values still cover every token):
@@ -18,16 +19,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import ElectraModel
+from transformers import BertModel, ElectraModel, RobertaModel, XLMRobertaModel
 
 from rank_distillm.model.numerics import portable_numerics_enabled
 
 
 def supports(backbone: nn.Module) -> bool:
-    """Whether :func:`cls_vectors` reproduces this backbone: a plain ELECTRA encoder."""
+    """Whether :func:`cls_vectors` reproduces this backbone: a plain ELECTRA encoder, or a
+    BERT-layered one (DeBERTa and ModernBERT run their own forward)."""
     config = getattr(backbone, "config", None)
     return (
-        isinstance(backbone, ElectraModel)
+        isinstance(backbone, (ElectraModel, BertModel, RobertaModel, XLMRobertaModel))
         and getattr(config, "position_embedding_type", "absolute") == "absolute"
         and not config.is_decoder
         and not config.chunk_size_feed_forward

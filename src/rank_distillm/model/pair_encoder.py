@@ -1,11 +1,12 @@
-"""Query-passage pairs as model inputs: ``[CLS] query [SEP] passage [SEP]`` with query and
+"""Query-passage pairs as model inputs: ``[CLS] query [SEP] passage [SEP]`` (or the
+family's own framing, e.g. RoBERTa's ``<s> query </s></s> passage </s>``) with query and
 passage truncated separately, as lightning-ir tokenises them."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
@@ -22,12 +23,66 @@ CHARS_PER_TOKEN = 10
 
 
 @dataclass(frozen=True)
+class PairFormat:
+    """How a tokenizer frames a pair: ``prefix query middle passage suffix``, and where
+    the passage's segment id (1) starts, counted from the end of the query (``None``:
+    every token is segment 0, as in RoBERTa and ModernBERT)."""
+
+    prefix: tuple[int, ...]
+    middle: tuple[int, ...]
+    suffix: tuple[int, ...]
+    segment_start: int | None
+
+    @property
+    def special_tokens(self) -> int:
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+    @classmethod
+    def of(cls, tokenizer: PreTrainedTokenizerBase) -> PairFormat:
+        """The tokenizer's own pair template (its post-processor), read off one pair."""
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise ValueError(
+                f"{type(tokenizer).__name__}: a fast tokenizer (with a tokenizers backend) "
+                "is needed to read the pair format"
+            )
+        backend = copy.deepcopy(backend)
+        backend.no_truncation()
+        backend.no_padding()
+        pair = backend.encode("q", "p", add_special_tokens=True)
+        parts = pair.sequence_ids
+        first_query, first_passage = parts.index(0), parts.index(1)
+        after_query = len(parts) - parts[::-1].index(0)
+        after_passage = len(parts) - parts[::-1].index(1)
+        types = pair.type_ids
+        segment_start = next((i for i, kind in enumerate(types) if kind == 1), None)
+        if segment_start is not None and (
+            segment_start > first_passage or set(types[segment_start:]) != {1}
+        ):
+            raise ValueError(
+                f"{type(tokenizer).__name__}: segment ids {types} do not mark the passage "
+                "and what follows it"
+            )
+        return cls(
+            prefix=tuple(pair.ids[:first_query]),
+            middle=tuple(pair.ids[after_query:first_passage]),
+            suffix=tuple(pair.ids[after_passage:]),
+            segment_start=None if segment_start is None else segment_start - after_query,
+        )
+
+
+@dataclass(frozen=True)
 class PairEncoder:
-    """Builds ``[CLS] q [SEP] p [SEP]`` batches with separate truncation lengths."""
+    """Builds ``prefix q middle p suffix`` batches (the tokenizer's pair format, e.g.
+    ``[CLS] q [SEP] p [SEP]``) with separate truncation lengths."""
 
     tokenizer: PreTrainedTokenizerBase
     query_length: int
     doc_length: int
+    format: PairFormat = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "format", PairFormat.of(self.tokenizer))
 
     def token_ids(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
         """The first ``max_length`` token ids of each text, without special tokens.
@@ -96,25 +151,25 @@ class PairEncoder:
         flat array and a length mask, not row by row)."""
         if len(query_ids) != len(doc_ids):
             raise ValueError(f"{len(query_ids)} queries but {len(doc_ids)} passages to pair")
-        cls, sep, pad = (
-            self.tokenizer.cls_token_id,
-            self.tokenizer.sep_token_id,
-            self.tokenizer.pad_token_id,
-        )
+        pad, frame = self.tokenizer.pad_token_id, self.format
         query_lengths = np.fromiter(map(len, query_ids), dtype=np.int64, count=len(query_ids))
         doc_lengths = np.fromiter(map(len, doc_ids), dtype=np.int64, count=len(doc_ids))
-        lengths = query_lengths + doc_lengths + 3
+        lengths = query_lengths + doc_lengths + frame.special_tokens
         pieces: list[Sequence[int]] = []
-        head, middle = [cls], [sep]
+        head, middle, tail = frame.prefix, frame.middle, frame.suffix
         for query, doc in zip(query_ids, doc_ids, strict=True):
-            pieces += (head, query, middle, doc, middle)
+            pieces += (head, query, middle, doc, tail)
         flat = np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=int(lengths.sum()))
         positions = np.arange(int(lengths.max(initial=0)))
         attention_mask = positions < lengths[:, None]
         input_ids = np.full(attention_mask.shape, pad, dtype=np.int64)
         input_ids[attention_mask] = flat  # row-major: each row's tokens in order
         # Segment 1 from the passage's first token to its [SEP]; 0 before and on padding.
-        token_type_ids = (positions >= query_lengths[:, None] + 2) & attention_mask
+        if frame.segment_start is None:
+            token_type_ids = np.zeros_like(attention_mask)
+        else:
+            start = len(frame.prefix) + frame.segment_start
+            token_type_ids = (positions >= query_lengths[:, None] + start) & attention_mask
         return {
             "input_ids": torch.from_numpy(input_ids),
             "attention_mask": torch.from_numpy(attention_mask.astype(np.int64)),

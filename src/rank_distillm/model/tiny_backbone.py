@@ -1,6 +1,8 @@
-"""A tiny randomly initialised ELECTRA with a WordPiece tokenizer trained on a corpus.
+"""A tiny randomly initialised encoder of any family with a WordPiece tokenizer trained on
+a corpus, framed as that family frames a pair.
 
-The demo's stand-in for ``google/electra-base-discriminator``: saved with
+The demo's stand-in for ``google/electra-base-discriminator`` (and, for the other families
+of :mod:`rank_distillm.model.families`, for their hub models): saved with
 ``save_pretrained`` like a hub backbone, so training starts from it through exactly the
 code path that starts from the hub model.
 """
@@ -8,7 +10,7 @@ code path that starts from the hub model.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,23 +23,34 @@ from tokenizers import (
     pre_tokenizers,
     processors,
 )
-from transformers import ElectraConfig, ElectraModel, PreTrainedTokenizerFast
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    ElectraConfig,
+    PretrainedConfig,
+    PreTrainedTokenizerFast,
+)
 
 from rank_distillm.model.pair_encoder import MODEL_INPUT_NAMES
 
+#: BERT's special tokens (pad, unk, cls, sep, mask), used by ELECTRA, BERT, DeBERTa and
+#: ModernBERT; RoBERTa's in the same roles (its padding id, 1, offsets its positions).
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+ROBERTA_SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>", "<mask>"]
+ROBERTA_ORDER = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # RoBERTa's ids 0-4
 
 
 @dataclass(frozen=True)
-class TinyElectraSettings:
-    """Config key ``backbone.tiny``: the architecture of the demo's backbone."""
+class TinySettings:
+    """Config key ``backbone.tiny``: the family and architecture of a tiny backbone."""
 
+    family: str = "electra"
     vocab_size: int = 2000
     hidden_size: int = 64
     num_hidden_layers: int = 2
     num_attention_heads: int = 2
     intermediate_size: int = 256
-    max_position_embeddings: int = 128
+    max_position_embeddings: int = 128  # positions a sequence may use
     # Dropout slows a tiny model trained from scratch far more than it regularises it.
     dropout: float = 0.0
     # ELECTRA's 0.02 is scaled for hidden size 768: at the demo's widths the attention
@@ -47,13 +60,20 @@ class TinyElectraSettings:
     seed: int = 42
 
 
-def wordpiece_vocabulary(texts: Iterable[str], vocab_size: int) -> dict[str, int]:
+def _roberta_like(family: str) -> bool:
+    return family in ("roberta", "xlm-roberta")
+
+
+def wordpiece_vocabulary(
+    texts: Iterable[str], vocab_size: int, specials: Sequence[str] = tuple(SPECIAL_TOKENS)
+) -> dict[str, int]:
     """A deterministic WordPiece vocabulary learned from ``texts``.
 
-    Every character seen (word-initial and as a ``##`` continuation), then whole words
-    by frequency (ties alphabetical) up to ``vocab_size``. The ``tokenizers`` trainer is
-    not used because its vocabulary changes from process to process
-    (huggingface/tokenizers#1794), which would make the demo's numbers drift.
+    ``specials`` first, then every character seen (word-initial and as a ``##``
+    continuation), then whole words by frequency (ties alphabetical) up to
+    ``vocab_size``. The ``tokenizers`` trainer is not used because its vocabulary changes
+    from process to process (huggingface/tokenizers#1794), which would make the demo's
+    numbers drift.
     """
     normalizer = normalizers.BertNormalizer(lowercase=True)
     pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -62,53 +82,115 @@ def wordpiece_vocabulary(texts: Iterable[str], vocab_size: int) -> dict[str, int
         normalized = normalizer.normalize_str(text)
         counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalized))
     characters = sorted({char for word in counts for char in word})
-    tokens = [*SPECIAL_TOKENS, *characters, *(f"##{char}" for char in characters)]
+    tokens = [*specials, *characters, *(f"##{char}" for char in characters)]
     by_frequency = sorted(counts, key=lambda word: (-counts[word], word))
     tokens += [word for word in by_frequency if len(word) > 1][: max(vocab_size - len(tokens), 0)]
     return {token: index for index, token in enumerate(tokens)}
 
 
-def wordpiece_tokenizer(vocabulary: dict[str, int]) -> PreTrainedTokenizerFast:
-    """An uncased BERT-style tokenizer over ``vocabulary``."""
-    tokenizer = Tokenizer(models.WordPiece(vocabulary, unk_token="[UNK]"))
+def wordpiece_tokenizer(
+    vocabulary: dict[str, int], family: str = "electra"
+) -> PreTrainedTokenizerFast:
+    """An uncased tokenizer over ``vocabulary`` that frames a pair as ``family`` does:
+    ``[CLS] a [SEP] b [SEP]`` with segment ids (ELECTRA, BERT, DeBERTa), the same without
+    segments (ModernBERT), or ``<s> a </s></s> b </s>`` (RoBERTa, XLM-RoBERTa)."""
+    pad, unk, cls, sep, mask = ROBERTA_SPECIAL_TOKENS if _roberta_like(family) else SPECIAL_TOKENS
+    tokenizer = Tokenizer(models.WordPiece(vocabulary, unk_token=unk))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece()
-    cls, sep = vocabulary["[CLS]"], vocabulary["[SEP]"]
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
-    )
+    if _roberta_like(family):
+        tokenizer.post_processor = processors.RobertaProcessing(
+            (sep, vocabulary[sep]), (cls, vocabulary[cls]), trim_offsets=False
+        )
+    else:
+        segment = "" if family == "modernbert" else ":1"
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{cls} $A {sep}",
+            pair=f"{cls} $A {sep} $B{segment} {sep}{segment}",
+            special_tokens=[(cls, vocabulary[cls]), (sep, vocabulary[sep])],
+        )
+    roles = {"bos_token": cls, "eos_token": sep} if _roberta_like(family) else {}
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
+        unk_token=unk,
+        pad_token=pad,
+        cls_token=cls,
+        sep_token=sep,
+        mask_token=mask,
         model_input_names=list(MODEL_INPUT_NAMES),
+        **roles,
     )
 
 
-def build_tiny_electra(texts: Iterable[str], settings: TinyElectraSettings, out_dir: Path) -> int:
-    """Train the tokenizer, initialise the backbone, save both; return the parameter count."""
-    tokenizer = wordpiece_tokenizer(wordpiece_vocabulary(texts, settings.vocab_size))
-    config = ElectraConfig(
+def backbone_config(settings: TinySettings, tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
+    """The family's transformers config at the tiny sizes."""
+    family, dropout = settings.family, settings.dropout
+    common = dict(
         vocab_size=len(tokenizer),
-        embedding_size=settings.hidden_size,
         hidden_size=settings.hidden_size,
         num_hidden_layers=settings.num_hidden_layers,
         num_attention_heads=settings.num_attention_heads,
         intermediate_size=settings.intermediate_size,
-        max_position_embeddings=settings.max_position_embeddings,
-        hidden_dropout_prob=settings.dropout,
-        attention_probs_dropout_prob=settings.dropout,
         initializer_range=settings.initializer_range,
         pad_token_id=tokenizer.pad_token_id,
     )
+    positions = settings.max_position_embeddings
+    dropouts = dict(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    if family == "electra":
+        return ElectraConfig(
+            embedding_size=settings.hidden_size,
+            max_position_embeddings=positions,
+            **dropouts,
+            **common,
+        )
+    if family == "modernbert":
+        special = dict(cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id)
+        return AutoConfig.for_model(
+            family,
+            max_position_embeddings=positions,
+            attention_dropout=dropout,
+            mlp_dropout=dropout,
+            embedding_dropout=dropout,
+            bos_token_id=tokenizer.cls_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+            **special,
+            **common,
+        )
+    if family == "deberta-v2":  # the v3 layout: relative positions only, no segments
+        return AutoConfig.for_model(
+            family,
+            max_position_embeddings=positions,
+            type_vocab_size=0,
+            position_biased_input=False,
+            relative_attention=True,
+            pos_att_type=["p2c", "c2p"],
+            norm_rel_ebd="layer_norm",
+            share_att_key=True,
+            **dropouts,
+            **common,
+        )
+    if _roberta_like(family):  # position ids start after the padding id
+        return AutoConfig.for_model(
+            family,
+            max_position_embeddings=positions + tokenizer.pad_token_id + 1,
+            type_vocab_size=1,
+            bos_token_id=tokenizer.cls_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+            **dropouts,
+            **common,
+        )
+    return AutoConfig.for_model(family, max_position_embeddings=positions, **dropouts, **common)
+
+
+def build_tiny(texts: Iterable[str], settings: TinySettings, out_dir: Path) -> int:
+    """Train the tokenizer, initialise the backbone, save both; return the parameter count."""
+    specials = ROBERTA_ORDER if _roberta_like(settings.family) else SPECIAL_TOKENS
+    vocabulary = wordpiece_vocabulary(texts, settings.vocab_size, specials)
+    tokenizer = wordpiece_tokenizer(vocabulary, settings.family)
+    config = backbone_config(settings, tokenizer)
     torch.manual_seed(settings.seed)
-    backbone = ElectraModel(config)
+    backbone = AutoModel.from_config(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     backbone.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))

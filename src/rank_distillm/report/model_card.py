@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from rank_distillm.model import families
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -252,10 +254,37 @@ def _usage(facts: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _model_sentence(facts: Mapping[str, Any], backbone: Mapping[str, Any]) -> str:
+    """What the model is and how it reads a pair, from its checkpoint's config."""
+    family = backbone.get("backbone_model_type", "electra")
+    pooled = (
+        "the mean of its token vectors"
+        if backbone.get("pooling_strategy") == "mean"
+        else "the `[CLS]` vector"
+        if families.SPECIAL_TOKENS[family] == 3
+        else "the first token's vector"
+    )
+    kind = (
+        "A monoELECTRA cross-encoder"
+        if family == "electra"
+        else f"A cross-encoder on a {families.NAMES[family]} backbone"
+    )
+    return (
+        f"{kind} for passage re-ranking, `{facts['name']}` of the "
+        f"`{facts['experiment']}` experiment, trained by the rank-distillm pipeline, a "
+        f"reproduction of Rank-DistiLLM (Schlatt et al., ECIR 2025, [{PAPER}]({PAPER_URL})). "
+        f"It scores `{families.PAIR_TEXT[family]}` with a linear layer on {pooled}"
+    )
+
+
 def render_card(
-    facts: Mapping[str, Any], figures: pd.DataFrame, training: Mapping[str, Any]
+    facts: Mapping[str, Any],
+    figures: pd.DataFrame,
+    training: Mapping[str, Any],
+    backbone: Mapping[str, Any] | None = None,
 ) -> str:
-    """The whole ``README.md``: front matter, then the body."""
+    """The whole ``README.md``: front matter, then the body. ``backbone``: the
+    checkpoint's ``config.json`` (its family and pooling; ELECTRA's when not given)."""
     from huggingface_hub import ModelCard
 
     recipe = facts["recipe"]
@@ -276,11 +305,8 @@ def render_card(
         f"# {facts['label']}",
         "",
         *demo,
-        f"A monoELECTRA cross-encoder for passage re-ranking, `{facts['name']}` of the "
-        f"`{facts['experiment']}` experiment, trained by the rank-distillm pipeline, a "
-        f"reproduction of Rank-DistiLLM (Schlatt et al., ECIR 2025, [{PAPER}]({PAPER_URL})). "
-        "It scores `[CLS] query [SEP] passage [SEP]` with a linear layer on the `[CLS]` "
-        f"vector; queries are cut to {recipe['query_length']} tokens and passages to "
+        _model_sentence(facts, backbone or {})
+        + f"; queries are cut to {recipe['query_length']} tokens and passages to "
         f"{recipe['doc_length']}. The checkpoint is in lightning-ir's layout.",
         "",
         "## Evaluation",
@@ -330,5 +356,6 @@ def write_model_card(facts: Mapping[str, Any], out_path: Path) -> None:
     from rank_distillm.data.atomic import atomic_write_text
 
     training = training_summary(Path(facts["loss_log"]), Path(facts["table_stats"]))
-    card = render_card(facts, evaluation_table(facts), training)
+    backbone = json.loads((Path(facts["checkpoint"]) / "config.json").read_text())
+    card = render_card(facts, evaluation_table(facts), training, backbone)
     atomic_write_text(out_path, card)

@@ -37,7 +37,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rank_distillm.data.texts import TextLookup
 from rank_distillm.model import precision as precisions
-from rank_distillm.model.checkpoints import load_cross_encoder
+from rank_distillm.model.checkpoints import check_lengths, load_cross_encoder
 from rank_distillm.model.cross_encoder import CrossEncoder
 from rank_distillm.model.pair_encoder import PairEncoder
 from rank_distillm.training import (
@@ -281,6 +281,7 @@ def _load_model(
         start, settings.query_length, settings.doc_length, seed=settings.seed
     )
     model.query_length, model.doc_length = settings.query_length, settings.doc_length
+    check_lengths(model, tokenizer, start)
     if settings.freeze_position_embeddings:
         model.freeze_position_embeddings()
     return model, tokenizer
