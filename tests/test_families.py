@@ -183,3 +183,39 @@ def test_a_lightning_ir_checkpoint_of_each_family_loads(
         direct.linear.bias.copy_(head["bias"])
     encoder = PairEncoder(tokenizer, 8, 16)
     assert torch.equal(scores(loaded, encoder), scores(direct, encoder))
+
+
+def test_a_sentencepiece_only_tokenizer_loads_as_deberta_v3_publishes_it(tmp_path: Path) -> None:
+    """microsoft/deberta-v3-base publishes ``spm.model`` and no ``tokenizer.json``:
+    transformers builds the tokenizer from the SentencePiece model (the sentencepiece
+    package, a pinned dependency). A tiny model trained here stands in for it."""
+    import sentencepiece
+
+    from rank_distillm.model.checkpoints import load_tokenizer
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"what is fox {i} the fox {i} jumps far\n" for i in range(200)))
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(tmp_path / "spm"),
+        vocab_size=40,
+        pad_id=0,
+        bos_id=1,
+        eos_id=2,
+        unk_id=3,
+        pad_piece="[PAD]",
+        bos_piece="[CLS]",
+        eos_piece="[SEP]",
+        unk_piece="[UNK]",
+        minloglevel=2,
+    )
+    config = {"tokenizer_class": "DebertaV2Tokenizer", "do_lower_case": False}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    tokenizer = load_tokenizer(tmp_path)
+    pair = tokenizer("what is fox", "the fox jumps")
+    tokens = tokenizer.convert_ids_to_tokens(pair["input_ids"])
+    separators = [i for i, token in enumerate(tokens) if token == "[SEP]"]
+    assert tokens[0] == "[CLS]" and len(separators) == 2 and separators[1] == len(tokens) - 1
+    # DeBERTa's segment ids: 0 up to the first [SEP], 1 after it.
+    first = separators[0]
+    assert pair["token_type_ids"] == [0] * (first + 1) + [1] * (len(tokens) - first - 1)
