@@ -141,27 +141,22 @@ def available(precision: str) -> tuple[str, ...]:
         return encoder.candidates(torch.ones(2, 16))
 
 
-@pytest.mark.parametrize("linear", ["aten", "onednn"])
-def test_every_fp32_kernel_gives_transformers_output(linear: str) -> None:
-    if linear not in available("fp32"):
-        pytest.skip(f"{linear} kernels are not available on this CPU")
+@pytest.mark.parametrize(
+    ("precision", "linear"),
+    [("fp32", "aten"), ("fp32", "onednn"), ("bf16", "aten"), ("bf16", "onednn-bf16")],
+)
+def test_every_kernel_gives_transformers_output(precision: str, linear: str) -> None:
+    """At fp32 to 1e-5; under bf16 autocast against transformers' own bf16 forward."""
+    if linear not in available(precision):
+        pytest.skip(f"{linear} kernels are not available at {precision} on this CPU")
     backbone = electra()
     batch = padded_batch()
-    with torch.inference_mode():
-        got = encoder.cls_vectors(backbone, **batch, linear=linear)
-    torch.testing.assert_close(got, reference(backbone, batch), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("linear", ["aten", "onednn-bf16"])
-def test_every_bf16_kernel_gives_transformers_bf16_output(linear: str) -> None:
-    if linear not in available("bf16"):
-        pytest.skip(f"{linear} kernels are not available under bf16 autocast on this CPU")
-    backbone = electra()
-    batch = padded_batch()
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+    bf16 = precision == "bf16"
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         expected = backbone(**batch).last_hidden_state[:, 0].float()
         got = encoder.cls_vectors(backbone, **batch, linear=linear).float()
-    torch.testing.assert_close(got, expected, rtol=0.02, atol=0.02)
+    tolerance = 0.02 if bf16 else 1e-5
+    torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance)
 
 
 def test_the_chosen_kernels_are_measured_once_logged_and_give_the_reference(
