@@ -62,9 +62,9 @@ def test_a_choice_is_measured_once_per_key_and_logged(caplog: pytest.LogCaptureF
     clock = FakeClock()
     candidates = {"x": clock.candidate("x", 0.003), "y": clock.candidate("y", 0.001)}
     with caplog.at_level(logging.INFO, logger="rank_distillm.model.kernel_choice"):
-        assert kernel_choice.fastest("key 1", candidates, what="kernels", clock=clock) == "y"
+        assert kernel_choice.fastest("key 1", candidates, "kernels", rounds=3, clock=clock) == "y"
     runs = len(clock.calls)
-    assert runs == 2 * (1 + kernel_choice.ROUNDS)
+    assert runs == 2 * (1 + 3)
     assert kernel_choice.fastest("key 1", candidates, clock=clock) == "y"
     assert len(clock.calls) == runs  # remembered: nothing timed again
     assert kernel_choice.chosen() == {"key 1": "y"}
@@ -73,9 +73,9 @@ def test_a_choice_is_measured_once_per_key_and_logged(caplog: pytest.LogCaptureF
         "kernels for key 1: y (best of 3 interleaved rounds: x 3.00 ms, y 1.00 ms; "
         "measured in 16 ms)"  # warm-up 3 + 1, then 3 rounds of 3 + 1
     )
-    # Another key is measured on its own.
+    # Another key is measured on its own (by default in ROUNDS rounds).
     assert kernel_choice.fastest("key 2", candidates, clock=clock) == "y"
-    assert len(clock.calls) == 2 * runs
+    assert len(clock.calls) == runs + 2 * (1 + kernel_choice.ROUNDS)
 
 
 def test_one_candidate_is_taken_without_timing_and_none_is_an_error() -> None:

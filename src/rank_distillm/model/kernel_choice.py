@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable, Mapping
 LOGGER = logging.getLogger(__name__)
 
 #: Timed rounds per candidate, after one untimed warm-up call each.
-ROUNDS = 3
+ROUNDS = 5
 _CHOSEN: dict[Hashable, str] = {}
 
 
@@ -32,7 +32,9 @@ def fastest(
     measured the first time ``key`` is asked for and remembered after that.
 
     With one candidate nothing is timed. Ties keep the first candidate named. ``clock``
-    (``time.perf_counter`` by default: wall time, as the caller waits for it) is for tests.
+    is ``time.perf_counter`` by default (wall time, as the caller waits for it); work on
+    one thread is better timed by ``time.thread_time``, which a neighbour's load on a
+    shared machine does not inflate.
     """
     clock = clock or time.perf_counter
     if not candidates:
