@@ -27,6 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import engine_gpu  # noqa: E402
 import engine_workload  # noqa: E402
 
 TORCH = "torch==2.13.0"  # the project's pin, from local disk
@@ -35,8 +36,6 @@ ENVIRONMENTS = {
     "lightning-ir": ["lightning-ir==0.0.6", "transformers<5", "datasets<4.5", TORCH],
     "sentence-transformers": ["sentence-transformers==6.2.0", "transformers==5.24.0", TORCH],
 }
-#: H200 dense bf16 peak (NVIDIA's datasheet: 1,979 TFLOP/s with sparsity).
-H200_BF16_PEAK = 989e12
 
 
 def python_of(system: str, bench_dir: Path) -> str:
@@ -79,7 +78,8 @@ def run_side(python: str, system: str, task: str, workload: Path, args, precisio
 
 
 def matmul_peak(threads: int, device: str, dtype: str) -> float:
-    """FLOP/s of a large square matmul: this device's practical peak."""
+    """FLOP/s of the best of 5 x 3 large square matmuls (2048 on a CPU, 8192 on a GPU)
+    in ``dtype`` (``fp32`` or ``bf16``): this device's practical peak."""
     import torch
 
     torch.set_num_threads(threads)
@@ -155,7 +155,7 @@ def main() -> None:
                 flush=True,
             )
 
-    peak = H200_BF16_PEAK if args.device == "cuda" else matmul_peak(args.threads, "cpu", "fp32")
+    peaks = measure_peaks(args, precisions)
     rows = []
     for (system, task, precision), runs in results.items():
         rates = [run["pairs"] / run["seconds"] for run in runs]
@@ -173,7 +173,7 @@ def main() -> None:
                 "all_rounds": rates,
                 "cpu_pairs_per_s": statistics.median(r["pairs"] / r["cpu_seconds"] for r in runs),
                 "flops_per_s": flops / seconds,
-                "utilisation": flops / seconds / peak,
+                "utilisation": flops / seconds / peaks[precision][0],
             }
         )
     report = {
@@ -181,24 +181,77 @@ def main() -> None:
         "device": args.device,
         "threads": args.threads,
         "rounds": args.rounds,
-        "peak_flops_per_s": peak,
-        "peak": "H200 dense bf16" if args.device == "cuda" else "2048^3 fp32 torch.matmul",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(args.device),
+        "peaks": peaks,
         "load_average": os.getloadavg(),
         "rows": rows,
     }
+    if gpu_mode:
+        report["gpu_hours"] = gpu_hours(report)
     name = f"engine-{mode}-{args.tasks.replace(',', '-')}-{args.threads}threads.json"
     (args.bench_dir / name).write_text(json.dumps(report, indent=2))
     print(markdown(report))
 
 
+def measure_peaks(args: argparse.Namespace, precisions: list[str]) -> dict[str, tuple[float, str]]:
+    """Per precision, the peak the rows' utilisation is a fraction of, and what it is: on
+    a CPU the measured matmul peak (bf16 too, so the bf16 rows have a meaningful
+    fraction); on a GPU the datasheet's dense bf16 peak (MFU), or the measured one for a
+    GPU the table does not know."""
+    peaks = {}
+    for precision in precisions:
+        if args.device == "cuda" and precision == "bf16":
+            import torch
+
+            known = engine_gpu.datasheet_peak(torch.cuda.get_device_name())
+            if known:
+                peaks[precision] = known
+                continue
+        size = 2048 if args.device == "cpu" else 8192
+        measured = matmul_peak(args.threads, args.device, precision)
+        peaks[precision] = (measured, f"{size}^3 {precision} torch.matmul")
+    return peaks
+
+
+def machine(device: str) -> str:
+    """The device the run measured, in words (CPU model from /proc/cpuinfo)."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return f"{line.partition(':')[2].strip()}, {os.cpu_count()} CPUs"
+    return "unknown CPU"
+
+
+def gpu_hours(report: dict) -> list[dict]:
+    """The paper's GPU hours at this run's bf16 rates of our training and re-ranking."""
+    rate = {
+        row["task"]: row["pairs_per_s"]
+        for row in report["rows"]
+        if row["system"] == "rank-distillm" and row["precision"] == "bf16"
+    }
+    if set(rate) != {"train", "rerank"}:
+        return []
+    config = HERE.parent / "configs" / "paper.yaml"
+    jobs = engine_gpu.paper_hours(rate["train"], rate["rerank"], config)
+    return [{**vars(job), "hours": job.hours} for job in jobs]
+
+
 def markdown(report: dict) -> str:
+    peaks = "; ".join(
+        f"{precision} peak {flops / 1e9:,.0f} GFLOP/s ({what})"
+        for precision, (flops, what) in report["peaks"].items()
+    )
+    of_peak = "MFU" if report["device"] == "cuda" else "FLOP/s of peak"
     lines = [
-        f"mode {report['mode']}, device {report['device']}, {report['threads']} threads, "
-        f"median of {report['rounds']} rounds; peak {report['peak_flops_per_s'] / 1e9:.0f} "
-        f"GFLOP/s ({report['peak']}); load average {report['load_average'][0]:.1f}",
+        f"{report['date']}, {report['machine']}: mode {report['mode']}, device "
+        f"{report['device']}, {report['threads']} threads, median of {report['rounds']} "
+        f"rounds; {peaks}; load average {report['load_average'][0]:.1f}",
         "",
-        "| task | precision | system | pairs/s | rounds | pairs/CPU-s | FLOP/s of peak "
-        "| ours ÷ it |",
+        f"| task | precision | system | pairs/s | rounds | pairs/CPU-s | {of_peak} | ours ÷ it |",
         "|---|---|---|---:|---|---:|---:|---:|",
     ]
     ours = {
@@ -208,13 +261,28 @@ def markdown(report: dict) -> str:
     }
     for row in report["rows"]:
         mine = ours.get((row["task"], row["precision"]))
-        ratio = f"{mine / row['pairs_per_s']:.2f}" if mine else "—"
+        theirs = mine and row["system"] != "rank-distillm"
+        ratio = f"{mine / row['pairs_per_s']:.2f}" if theirs else "—"
         rounds = ", ".join(f"{rate:.1f}" for rate in row["all_rounds"])
         lines.append(
             f"| {row['task']} | {row['precision']} | {row['system']} | "
             f"{row['pairs_per_s']:.1f} | {rounds} | {row['cpu_pairs_per_s']:.1f} | "
             f"{row['utilisation']:.1%} | {ratio} |"
         )
+    if report.get("gpu_hours"):
+        jobs = [
+            engine_gpu.JobHours(**{k: v for k, v in job.items() if k != "hours"})
+            for job in report["gpu_hours"]
+        ]
+        caveat = " (a dry run's tiny model: the arithmetic, not a figure)" * (
+            report["mode"] == "dry-run"
+        )
+        lines += [
+            "",
+            f"The paper's GPU hours at these bf16 rates{caveat}:",
+            "",
+            engine_gpu.hours_markdown(jobs),
+        ]
     return "\n".join(lines)
 
 

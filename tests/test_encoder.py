@@ -4,6 +4,7 @@ transformers' ELECTRA output to float tolerance, padded or not, at fp32 and unde
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -11,10 +12,19 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import ElectraConfig, ElectraModel  # noqa: E402
 
+from rank_distillm.model import kernel_choice  # noqa: E402
 from rank_distillm.model import lean_encoder as encoder  # noqa: E402
 from rank_distillm.model.cross_encoder import CrossEncoder  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+@pytest.fixture(autouse=True)
+def no_remembered_choices() -> Iterator[None]:
+    """Each test measures its own kernel choice (choices are remembered per process)."""
+    kernel_choice.forget()
+    yield
+    kernel_choice.forget()
 
 
 def electra(**overrides: object) -> ElectraModel:
@@ -123,3 +133,75 @@ def test_supports_only_plain_electra_encoders() -> None:
     assert encoder.supports(electra())
     assert not encoder.supports(electra(position_embedding_type="relative_key"))
     assert not encoder.supports(torch.nn.Linear(2, 2))
+
+
+def available(precision: str) -> tuple[str, ...]:
+    """The kernels this CPU offers the lean pass at ``precision``."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        return encoder.candidates(torch.ones(2, 16))
+
+
+@pytest.mark.parametrize(
+    ("precision", "linear"),
+    [("fp32", "aten"), ("fp32", "onednn"), ("bf16", "aten"), ("bf16", "onednn-bf16")],
+)
+def test_every_kernel_gives_transformers_output(precision: str, linear: str) -> None:
+    """At fp32 to 1e-5; under bf16 autocast against transformers' own bf16 forward."""
+    if linear not in available(precision):
+        pytest.skip(f"{linear} kernels are not available at {precision} on this CPU")
+    backbone = electra()
+    batch = padded_batch()
+    bf16 = precision == "bf16"
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        expected = backbone(**batch).last_hidden_state[:, 0].float()
+        got = encoder.cls_vectors(backbone, **batch, linear=linear).float()
+    tolerance = 0.02 if bf16 else 1e-5
+    torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance)
+
+
+def test_the_chosen_kernels_are_measured_once_logged_and_give_the_reference(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backbone = electra()
+    batch = padded_batch()
+    logger = "rank_distillm.model.kernel_choice"
+    with caplog.at_level("INFO", logger=logger), torch.inference_mode():
+        got = encoder.cls_vectors(backbone, **batch)
+        again = encoder.cls_vectors(backbone, **batch)
+    torch.testing.assert_close(got, reference(backbone, batch), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(again, got, rtol=0, atol=0)
+    names = available("fp32")
+    key = "ELECTRA layer 16/32/2 heads, torch.float32, 1 threads"
+    if len(names) == 1:  # nothing to choose from: nothing timed
+        assert kernel_choice.chosen() == {} and caplog.records == []
+        return
+    assert kernel_choice.chosen()[key] in names
+    (record,) = caplog.records  # the second batch reuses the choice
+    assert record.getMessage().startswith(f"re-ranking's linear kernels for {key}: ")
+
+
+def test_the_choice_is_made_by_timing_on_the_first_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the timing says wins: here a fake clock makes ATen's kernels faster."""
+    if len(available("fp32")) == 1:
+        pytest.skip("one kernel on this CPU: nothing to choose")
+    slow = {"onednn": 1.0, "aten": 0.001}
+    now = [0.0]
+
+    def clocked(name: str):
+        kernels = encoder.LINEARS[name]
+
+        def run(*args: object) -> torch.Tensor:
+            now[0] += slow[name] / 6  # six linear layers per encoder layer
+            return kernels(*args)
+
+        return run
+
+    monkeypatch.setattr(encoder, "LINEARS", {name: clocked(name) for name in slow})
+    for clock in ("perf_counter", "thread_time"):  # wall time on threads, CPU time on one
+        monkeypatch.setattr(encoder.time, clock, lambda: now[0])
+    backbone = electra()
+    batch = padded_batch()
+    with torch.inference_mode():
+        got = encoder.cls_vectors(backbone, **batch)
+    assert list(kernel_choice.chosen().values()) == ["aten"]
+    torch.testing.assert_close(got, reference(backbone, batch), rtol=1e-5, atol=1e-5)

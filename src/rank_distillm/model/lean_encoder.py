@@ -3,25 +3,46 @@ whose layers are ELECTRA's) that returns only the ``[CLS]`` vectors.
 
 A cross-encoder reads one vector per pair, so the last layer needs its query, output and
 feed-forward projections for ``[CLS]`` alone (keys and values still cover every token):
-that skips ~7% of a 12-layer model's work. On a CPU at fp32, linear layers run as oneDNN
-kernels with the bias, GELU and residual add fused in (about 15% faster than the MKL
-kernels ``torch.nn.functional.linear`` dispatches to on AMD EPYC; see docs/benchmarks.md),
-except under portable numerics (:mod:`rank_distillm.model.numerics`): oneDNN's results depend on
-the CPU, so the layers then run through MKL as in training.
+that skips ~7% of a 12-layer model's work.
+
+The linear layers, most of the work, can run several ways (:data:`LINEARS`): through
+ATen (``torch.nn.functional.linear``: MKL at fp32, autocast's kernel under bf16
+autocast), as oneDNN kernels with the bias, GELU and residual add fused in, and under
+bf16 autocast as oneDNN bf16 kernels (AVX512-BF16, AMX) on bf16 copies of the weights
+made once, without autocast's casts on every call. Which is fastest depends on the CPU
+(oneDNN's fused fp32 kernels beat MKL on an AMD EPYC; on an Intel Xeon MKL's AVX-512
+GEMM is as fast), so the first batch of each shape of model, precision and thread count
+times the candidates on its own first layer (:mod:`rank_distillm.model.kernel_choice`)
+and the fastest runs from then on. Under portable numerics
+(:mod:`rank_distillm.model.numerics`) nothing is measured: oneDNN's results depend on
+the CPU, so the layers run through MKL, as in training; portable numerics win over speed.
 Everything else is the backbone's own modules and weights, and the result equals
-``ElectraModel(...).last_hidden_state[:, 0]`` to float tolerance (tests/test_encoder.py).
+``ElectraModel(...).last_hidden_state[:, 0]`` to float tolerance with every candidate
+(tests/test_encoder.py).
 
 Only for inference: training keeps transformers' forward (dropout, autograd).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.weak import WeakIdKeyDictionary
 from transformers import BertModel, ElectraModel, RobertaModel, XLMRobertaModel
 
+from rank_distillm.model import kernel_choice
 from rank_distillm.model.numerics import portable_numerics_enabled
+
+Linear = Callable[..., torch.Tensor]
+#: Tokens of the first batch each candidate is timed on (one layer): ~15 ms a call for
+#: ELECTRA-small on 2 cores, ~80 ms for ELECTRA-base.
+SAMPLE_TOKENS = 1024
+_BF16_COPIES: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 
 def supports(backbone: nn.Module) -> bool:
@@ -36,37 +57,68 @@ def supports(backbone: nn.Module) -> bool:
     )
 
 
-def _onednn_applies(x: torch.Tensor) -> bool:
-    return (
+def _aten(x: torch.Tensor, layer: nn.Linear, gelu: bool, residual: torch.Tensor | None):
+    """``layer(x)``, then GELU or ``+ residual``, as transformers computes them."""
+    y = F.linear(x, layer.weight, layer.bias)
+    if gelu:
+        return F.gelu(y)
+    return y if residual is None else y + residual
+
+
+def _onednn(x: torch.Tensor, layer: nn.Linear, gelu: bool, residual: torch.Tensor | None):
+    """One oneDNN call with the bias and the GELU or residual add fused in."""
+    return _fused(x.contiguous(), layer.weight, layer.bias, gelu, residual)
+
+
+def _onednn_bf16(x: torch.Tensor, layer: nn.Linear, gelu: bool, residual: torch.Tensor | None):
+    """:func:`_onednn` in bf16, on bf16 copies of the weights kept between calls."""
+    residual = None if residual is None else residual.to(torch.bfloat16)
+    bias = None if layer.bias is None else _bf16_copy(layer.bias)
+    return _fused(x.to(torch.bfloat16).contiguous(), _bf16_copy(layer.weight), bias, gelu, residual)
+
+
+def _fused(x, weight, bias, gelu: bool, residual: torch.Tensor | None) -> torch.Tensor:
+    ops = torch.ops.mkldnn._linear_pointwise
+    if residual is not None:
+        return ops.binary(x, residual.contiguous(), weight, bias, "add")
+    # oneDNN's "gelu" with algorithm "none" is the exact (erf) GELU, as ELECTRA's.
+    if gelu:
+        return ops(x, weight, bias, "gelu", [], "none")
+    return ops(x, weight, bias, "none", [], "")
+
+
+def _bf16_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in bf16, cast once and again only after it changed in place."""
+    version = 0 if tensor.is_inference() else tensor._version
+    cached = _BF16_COPIES.get(tensor)
+    if cached is None or cached[0] != version:
+        cached = (version, tensor.detach().to(torch.bfloat16))
+        _BF16_COPIES[tensor] = cached
+    return cached[1]
+
+
+#: The ways to run a linear layer; :func:`candidates` says which apply.
+LINEARS: dict[str, Linear] = {"aten": _aten, "onednn": _onednn, "onednn-bf16": _onednn_bf16}
+
+
+def candidates(x: torch.Tensor) -> tuple[str, ...]:
+    """The names in :data:`LINEARS` that compute the linear layers of ``x``'s pass
+    (first: the default where timings tie)."""
+    onednn = (
         x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and not torch.is_autocast_enabled("cpu")
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
         and not portable_numerics_enabled()  # portable numerics fix the kernels: MKL
     )
-
-
-def _linear(
-    x: torch.Tensor,
-    layer: nn.Linear,
-    gelu: bool = False,
-    residual: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``layer(x)``, then GELU or ``+ residual``; fused into one oneDNN call on CPU fp32."""
-    if _onednn_applies(x):
-        ops, x = torch.ops.mkldnn._linear_pointwise, x.contiguous()
-        if residual is not None:
-            return ops.binary(x, residual.contiguous(), layer.weight, layer.bias, "add")
-        # oneDNN's "gelu" with algorithm "none" is the exact (erf) GELU, as ELECTRA's.
-        if gelu:
-            return ops(x, layer.weight, layer.bias, "gelu", [], "none")
-        return ops(x, layer.weight, layer.bias, "none", [], "")
-    y = F.linear(x, layer.weight, layer.bias)
-    if gelu:
-        return F.gelu(y)
-    return y if residual is None else y + residual
+    if not onednn:
+        return ("aten",)
+    if torch.is_autocast_enabled("cpu"):
+        bf16 = torch.get_autocast_dtype("cpu") == torch.bfloat16
+        if bf16 and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return ("onednn-bf16", "aten")
+        return ("aten",)
+    return ("onednn", "aten") if x.dtype == torch.float32 else ("aten",)
 
 
 def _layer(
@@ -76,6 +128,7 @@ def _layer(
     mask: torch.Tensor | None,
     heads: int,
     exact_gelu: bool,
+    linear: Linear,
 ) -> torch.Tensor:
     """One encoder layer for the rows ``queries`` (all of ``states``, or their first token)."""
     attention = layer.attention.self
@@ -85,18 +138,50 @@ def _layer(
     def split(x: torch.Tensor) -> torch.Tensor:
         return x.view(batch, x.shape[1], heads, size).transpose(1, 2)
 
-    query = split(_linear(queries, attention.query))
-    key = split(_linear(states, attention.key))
-    value = split(_linear(states, attention.value))
+    query = split(linear(queries, attention.query, False, None))
+    key = split(linear(states, attention.key, False, None))
+    value = split(linear(states, attention.value, False, None))
     context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
     context = context.transpose(1, 2).reshape(batch, queries.shape[1], width)
     output = layer.attention.output
-    hidden = output.LayerNorm(_linear(context, output.dense, residual=queries))
+    hidden = output.LayerNorm(linear(context, output.dense, False, queries))
     if exact_gelu:
-        inner = _linear(hidden, layer.intermediate.dense, gelu=True)
+        inner = linear(hidden, layer.intermediate.dense, True, None)
     else:
-        inner = layer.intermediate.intermediate_act_fn(_linear(hidden, layer.intermediate.dense))
-    return layer.output.LayerNorm(_linear(inner, layer.output.dense, residual=hidden))
+        inner = layer.intermediate.intermediate_act_fn(
+            linear(hidden, layer.intermediate.dense, False, None)
+        )
+    return layer.output.LayerNorm(linear(inner, layer.output.dense, False, hidden))
+
+
+def choose_linear(
+    backbone: ElectraModel, hidden: torch.Tensor, mask: torch.Tensor | None, exact_gelu: bool
+) -> str:
+    """The fastest of :func:`candidates` for this backbone's layers, timed once per
+    process, shape of model, precision and thread count on the first layer of (up to
+    :data:`SAMPLE_TOKENS` tokens of) the first batch, by its CPU time on one thread and
+    by wall-clock time on several."""
+    names = candidates(hidden)
+    if len(names) == 1:
+        return names[0]
+    config = backbone.config
+    precision = "bf16 autocast" if torch.is_autocast_enabled("cpu") else str(hidden.dtype)
+    key = (
+        f"ELECTRA layer {config.hidden_size}/{config.intermediate_size}/"
+        f"{config.num_attention_heads} heads, {precision}, {torch.get_num_threads()} threads"
+    )
+    rows = max(1, SAMPLE_TOKENS // hidden.shape[1])
+    sample = hidden[:rows]
+    sample_mask = None if mask is None else mask[:rows]
+    first = backbone.encoder.layer[0]
+    heads = config.num_attention_heads
+    runs = {
+        name: partial(_layer, first, sample, sample, sample_mask, heads, exact_gelu, LINEARS[name])
+        for name in names
+    }
+    # On one thread, its CPU time: what the kernels cost, whatever the neighbours do.
+    clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+    return kernel_choice.fastest(key, runs, what="re-ranking's linear kernels", clock=clock)
 
 
 @torch.no_grad()
@@ -105,8 +190,12 @@ def cls_vectors(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     token_type_ids: torch.Tensor,
+    linear: str | None = None,
 ) -> torch.Tensor:
-    """The final hidden state of the first token of each sequence, shape (batch, hidden)."""
+    """The final hidden state of the first token of each sequence, shape (batch, hidden).
+
+    ``linear`` names the kernels of :data:`LINEARS` to use; by default the fastest
+    measured (:func:`choose_linear`)."""
     hidden = backbone.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
     if hasattr(backbone, "embeddings_project"):
         hidden = backbone.embeddings_project(hidden)
@@ -114,7 +203,8 @@ def cls_vectors(
     mask = None if bool(attention_mask.all()) else attention_mask.bool()[:, None, None, :]
     heads = backbone.config.num_attention_heads
     exact_gelu = backbone.config.hidden_act == "gelu"  # transformers' "gelu" is the erf form
+    kernels = LINEARS[linear or choose_linear(backbone, hidden, mask, exact_gelu)]
     *layers, last = backbone.encoder.layer
     for layer in layers:
-        hidden = _layer(layer, hidden, hidden, mask, heads, exact_gelu)
-    return _layer(last, hidden[:, :1], hidden, mask, heads, exact_gelu)[:, 0]
+        hidden = _layer(layer, hidden, hidden, mask, heads, exact_gelu, kernels)
+    return _layer(last, hidden[:, :1], hidden, mask, heads, exact_gelu, kernels)[:, 0]
