@@ -18,7 +18,12 @@ from rank_distillm.data.trec import RUN_COLUMNS  # noqa: E402
 from rank_distillm.evaluation.rerank import rerank  # noqa: E402
 from rank_distillm.model.checkpoints import load_cross_encoder  # noqa: E402
 from rank_distillm.model.pair_encoder import PairEncoder  # noqa: E402
-from rank_distillm.training.loop import TrainSettings, total_optimizer_steps, train  # noqa: E402
+from rank_distillm.training.loop import (  # noqa: E402
+    TrainSettings,
+    learning_rate_factor,
+    total_optimizer_steps,
+    train,
+)
 from tests.helpers import (  # noqa: E402
     one_torch_thread,
     read_tensors,
@@ -305,12 +310,42 @@ def test_too_few_usable_queries_for_one_step(backbone_dir: Path, tmp_path: Path)
     assert not (tmp_path / "ckpt").exists()
 
 
+@pytest.mark.parametrize(
+    ("schedule", "warmup", "factors"),
+    [
+        ("constant", 0, [1.0] * 6),
+        ("constant", 4, [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]),
+        # (6 - step) / (6 - 0): no warm-up, the last step at 1/6, never at 0
+        ("linear", 0, [1.0, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6]),
+        # warm-up 1/2, 2/2; then (6 - step) / (6 - 2) from step 2: 4/4, 3/4, 2/4, 1/4
+        ("linear", 2, [0.5, 1.0, 1.0, 0.75, 0.5, 0.25]),
+    ],
+)
+def test_learning_rate_schedule(schedule: str, warmup: int, factors: list[float]) -> None:
+    settings = TrainSettings(**{**BASE, "warmup_steps": warmup, "lr_schedule": schedule})
+    assert [learning_rate_factor(step, settings, 6) for step in range(6)] == factors
+
+
+def test_an_unknown_learning_rate_schedule_is_an_error() -> None:
+    with pytest.raises(
+        ValueError, match="lr_schedule must be one of constant, linear, got 'cosine'"
+    ):
+        TrainSettings(**{**BASE, "lr_schedule": "cosine"})
+
+
+@pytest.mark.parametrize(
+    ("schedule", "factors"),
+    [
+        ("constant", (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)),
+        ("linear", (0.25, 0.5, 0.75, 1.0, 1.0, 0.5)),  # (6 - 4) / (6 - 4), (6 - 5) / (6 - 4)
+    ],
+)
 def test_warmup_learning_rate_is_logged_for_the_step_that_used_it(
-    backbone_dir: Path, tmp_path: Path
+    backbone_dir: Path, tmp_path: Path, schedule: str, factors: tuple[float, ...]
 ) -> None:
-    settings = TrainSettings(**{**BASE, "steps": 6, "warmup_steps": 4})
+    settings = TrainSettings(**{**BASE, "steps": 6, "warmup_steps": 4, "lr_schedule": schedule})
     run = run_training(settings, backbone_dir, tmp_path, training_table())
-    expected = [1e-3 * factor for factor in (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)]
+    expected = [1e-3 * factor for factor in factors]
     assert run.log["learning_rate"].tolist() == pytest.approx(expected)
 
 

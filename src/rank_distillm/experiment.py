@@ -754,6 +754,7 @@ PAPER_TRAINING: dict[str, Any] = {
     "adam_betas": [0.9, 0.999],
     "adam_epsilon": 1e-8,
     "warmup_steps": 0,
+    "lr_schedule": "constant",
     "precision": "auto",
     "query_length": 32,
     "doc_length": 256,

@@ -9,7 +9,8 @@ weighted so that the step's loss is the loss of its whole batch
 (:mod:`rank_distillm.training.length_batches`) for one loss and one backward pass.
 
 The optimiser is the paper's AdamW with a constant learning rate (an optional linear
-warm-up helps tiny models trained from scratch). Precision follows
+warm-up helps tiny models trained from scratch; ``lr_schedule: linear`` decays the rate
+to zero after it). Precision follows
 :func:`rank_distillm.model.precision.choose` (bf16 autocast on GPUs and on CPUs with bf16
 instructions, fp32 elsewhere or when configured). With a resume folder, the state is
 saved every ``save_every_steps`` steps and on SIGTERM, and a rerun continues from it
@@ -65,6 +66,7 @@ LOGGER = logging.getLogger(__name__)
 
 LOSS_LOG_HEADER = ["step", "epoch", "loss", "learning_rate", "seconds"]
 DEVICES = ("auto", "cuda", "cpu")
+LR_SCHEDULES = ("constant", "linear")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class TrainSettings:
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_epsilon: float = 1e-8
     warmup_steps: int = 0
+    lr_schedule: str = "constant"
     precision: str = "auto"
     query_length: int = 32
     doc_length: int = 256
@@ -102,6 +105,10 @@ class TrainSettings:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {sampling.SAMPLERS}")
         if self.save_every_steps < 1:
             raise ValueError(f"save_every_steps must be >= 1, got {self.save_every_steps}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         precisions.normalized(self.precision)  # fails early on a typo
@@ -217,7 +224,7 @@ def train(
     if state is not None:
         model.load_state_dict(state.model)  # before accelerate wraps it
     scorer = accelerator.prepare(length_batches.ListScorer(model))
-    optimisation = _optimisation(model, settings, device_type, chosen)
+    optimisation = _optimisation(model, settings, steps, device_type, chosen)
     rng = random.Random(settings.seed)
     position = checkpointing.restore(state, optimisation, rng)
     model.train()
@@ -287,11 +294,29 @@ def _load_model(
     return model, tokenizer
 
 
+def learning_rate_factor(step: int, settings: TrainSettings, steps: int) -> float:
+    """The share of the learning rate that optimiser step ``step`` (from 0) of ``steps``
+    uses: ``(step + 1) / warmup_steps`` during the warm-up (so no step trains at rate 0),
+    then 1 (``constant``, the paper's) or, for ``linear``, ``(steps - step) / (steps -
+    warmup_steps)``: the decay of transformers' ``get_linear_schedule_with_warmup``, whose
+    warm-up would start at rate 0 instead."""
+    warmup = settings.warmup_steps
+    if step < warmup:
+        return (step + 1) / warmup
+    if settings.lr_schedule == "constant":
+        return 1.0
+    return max(0.0, (steps - step) / max(1, steps - warmup))
+
+
 def _optimisation(
-    model: CrossEncoder, settings: TrainSettings, device_type: str, chosen: precisions.Precision
+    model: CrossEncoder,
+    settings: TrainSettings,
+    steps: int,
+    device_type: str,
+    chosen: precisions.Precision,
 ) -> checkpointing.Optimisation:
     """The paper's AdamW over the trainable parameters at a constant rate (after the
-    optional linear warm-up), and a loss scaler that only fp16 uses."""
+    optional linear warm-up; or decaying linearly), and a loss scaler that only fp16 uses."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable,
@@ -300,9 +325,8 @@ def _optimisation(
         eps=settings.adam_epsilon,
         weight_decay=settings.weight_decay,
     )
-    warmup = max(settings.warmup_steps, 0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+        optimizer, lambda step: learning_rate_factor(step, settings, steps)
     )
     scaler = torch.amp.GradScaler(device_type, enabled=chosen.dtype == "fp16")
     return checkpointing.Optimisation(optimizer, scheduler, scaler)
