@@ -50,6 +50,23 @@ def slurm_workdir(target: Path) -> Path:
     return workdir
 
 
+def seed_first_stage(demo: Path, workdir: Path) -> None:
+    """Copy the local demo's data, indexes and BM25 runs (with their logs) into
+    ``workdir``, so a SLURM run schedules what comes after them: the data and retrieval
+    rules are the same jobs in every test here, and the failure test already runs data
+    jobs on SLURM."""
+    root = Path("results/demo")
+    folders = [root / "data", root / "index", root / "logs/data", root / "logs/retrieve"]
+    folders += [root / "benchmarks/data", root / "benchmarks/retrieve"]
+    for folder in folders:
+        if (demo / folder).is_dir():
+            shutil.copytree(demo / folder, workdir / folder, dirs_exist_ok=True)
+    for run in (demo / root / "runs").glob("*/bm25/bm25.run"):
+        target = workdir / run.relative_to(demo)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run, target)
+
+
 def model_zoo_csv(workdir: Path) -> Path:
     """The one model-zoo table a run wrote, wherever the layout puts it under results/."""
     tables = sorted((workdir / "results").rglob("model-zoo.csv"))
@@ -192,6 +209,7 @@ def test_demo_runs_as_slurm_jobs_and_reproduces_the_local_table(
     slurm_cluster: str, demo: Path, tmp_path: Path
 ) -> None:
     workdir = slurm_workdir(tmp_path / "slurm-demo")
+    seed_first_stage(demo, workdir)
     process = start_snakemake(workdir, *TEST_CLUSTER, *GRES_SWITCH, limit_s=DEMO_LIMIT_S)
     try:
         preempted = preempt_first_training_job(workdir, process)
@@ -228,23 +246,27 @@ def generated_teacher_workdir(target: Path, shards: int) -> Path:
         "depth": 10,
         "generate": generate,
     }
-    config["models"]["tiny-electra.stage1.stage2-ranknet"]["teacher"] = "tiny-llm"
+    model = config["models"]["tiny-electra.stage1.stage2-ranknet"]
+    model["teacher"] = "tiny-llm"
+    model.pop("queries", None)  # every generated query
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return workdir
 
 
 @pytest.mark.slow
 def test_sharded_generation_runs_a_gpu_job_per_shard_and_merges_into_the_local_run(
-    slurm_cluster: str, tmp_path: Path
+    slurm_cluster: str, demo: Path, tmp_path: Path
 ) -> None:
     """The demo's generated teacher in 3 shards through profiles/slurm, up to the teacher
     table: each shard is its own SLURM job with a GPU and a runtime from its share, and
     the merged run is byte for byte the run of one local, unsharded job."""
     local = generated_teacher_workdir(tmp_path / "local", shards=1)
+    seed_first_stage(demo, local)
     result = snakemake(local, "--cores", "2", GENERATED_RUN)
     assert result.returncode == 0, result.stderr[-5000:]
 
     workdir = generated_teacher_workdir(tmp_path / "sharded", shards=3)
+    seed_first_stage(demo, workdir)
     process = start_snakemake(workdir, *TEST_CLUSTER, GENERATED_TABLE, limit_s=SHARDED_LIMIT_S)
     returncode, output = finish(process, workdir, SHARDED_LIMIT_S)
     assert returncode == 0, output[-5000:]
@@ -277,11 +299,12 @@ def test_sharded_generation_runs_a_gpu_job_per_shard_and_merges_into_the_local_r
 
 
 def test_failed_slurm_job_is_reported_and_snakemake_exits(
-    slurm_cluster: str, tmp_path: Path
+    slurm_cluster: str, demo: Path, tmp_path: Path
 ) -> None:
     """A malformed teacher run makes teacher_table fail in its SLURM job; Snakemake
     retries it once (the profile's retries), reports both failures and exits 1."""
     workdir = slurm_workdir(tmp_path / "slurm-failure")
+    seed_first_stage(demo, workdir)
     (workdir / "teacher.run").write_text("1000 Q0 5 1 100 rank\n1000 Q0 17 1 100\n")
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     teacher = config["teachers"]["simulated-teacher"]
