@@ -244,4 +244,5 @@ def test_package_versions_compare_pins() -> None:
     assert versions.loc["snakemake", "installed"] == "9.27.1"
     assert versions.loc["snakemake", "matches pin"] == "yes"
     assert versions.loc["statsmodels", "matches pin"] == "yes"
-    assert versions.loc["numpy", "pinned"] == "–"  # reported, though not pinned directly
+    assert versions.loc["numpy", "pinned"] == "2.4.6"  # declared, as the package imports it
+    assert versions.loc["numpy", "matches pin"] == "yes"

@@ -460,8 +460,8 @@ def write_benchmark_summary(
 
 
 def package_versions(package: str = PACKAGE) -> pd.DataFrame:
-    """The pinned dependencies of ``package`` (and the test tools' statistics stack) with
-    the version installed, flagging any that differ from the pin."""
+    """The pinned dependencies of ``package`` with the version installed, flagging any
+    that differ from the pin."""
     rows = []
     requirements = importlib.metadata.requires(package) or []
     pins = {}
@@ -471,8 +471,6 @@ def package_versions(package: str = PACKAGE) -> pd.DataFrame:
         match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:==\s*([^;\s]+))?", requirement)
         if match:
             pins[match.group(1)] = match.group(2) or ""
-    for name in ("numpy", "scipy", "statsmodels"):
-        pins.setdefault(name, "")
     for name, pinned in pins.items():
         try:
             installed = importlib.metadata.version(name)
