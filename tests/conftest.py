@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ci import skip_or_fail_in_ci
+from tests.ci import shared_folder, skip_or_fail_in_ci
 
 _CACHE = Path(tempfile.mkdtemp(prefix="rank-distillm-tests-"))
 # Set before any test module imports ir_datasets, transformers or matplotlib.
@@ -21,7 +21,7 @@ os.environ.setdefault("MPLCONFIGDIR", str(_CACHE / "matplotlib"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = shared_folder()
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,9 @@ from rank_distillm.evaluation.measures import (
     relevance_notes,
     write_per_query,
 )
-from tests.ci import skip_or_fail_in_ci
+from tests.ci import shared_folder, skip_or_fail_in_ci
 
-TREC_DL = Path(__file__).resolve().parents[2] / "shared" / "data" / "trec-dl"
+TREC_DL = shared_folder() / "data" / "trec-dl"
 
 
 def make_run(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
