@@ -105,3 +105,22 @@ def test_bm25_run_that_retrieves_nothing_is_an_error(index_dir: Path, tmp_path: 
     assert "BM25 retrieved nothing for any of the 2 queries of music/test" in str(error.value)
     assert str(index_dir) in str(error.value)
     assert not out.exists()
+
+
+def _retrieve_in_a_process(index_dir: str) -> list[tuple[str, str, int]]:
+    run = bm25(Path(index_dir), topics([("q1", "cat mat"), ("q2", "dogs")]))
+    return list(zip(run["query_id"], run["doc_id"], run["rank"], strict=True))
+
+
+def test_parallel_jobs_on_a_fresh_index_prepare_it_in_turn(tmp_path: Path) -> None:
+    """As the workflow's bm25_run jobs of several query sets do: the first retriever of a
+    fresh index writes its scoring data there, and the others must not read it half
+    written (unguarded, the demo died once with SIGBUS)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    build_index(iter(PASSAGES), tmp_path / "index")
+    with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
+        runs = list(pool.map(_retrieve_in_a_process, [str(tmp_path / "index")] * 4))
+    assert runs[0][0] == ("q1", "p1", 1)
+    assert all(run == runs[0] for run in runs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import shutil
 from collections.abc import Iterable
@@ -44,7 +45,12 @@ def bm25(
     import pyterrier_pisa
 
     index = pyterrier_pisa.PisaIndex(str(index_dir), threads=threads)
-    retriever = index.bm25(k1=k1, b=b, num_results=num_results)
+    # The first retriever of a (k1, b) writes its scoring data into the index folder;
+    # parallel jobs on one index (one per query set) take turns there, else one maps a
+    # file the other is still writing (SIGBUS). Later ones find the data and only read.
+    with open(Path(index_dir) / ".prepare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        retriever = index.bm25(k1=k1, b=b, num_results=num_results)
     result = retriever(topics.rename(columns={"query_id": "qid", "text": "query"}))
     run = pd.DataFrame(
         {
