@@ -159,6 +159,26 @@ def test_every_kernel_gives_transformers_output(precision: str, linear: str) -> 
     torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("unpadded", [True, False])
+def test_lengths_padded_to_a_multiple_give_the_same_vectors(
+    monkeypatch: pytest.MonkeyPatch, unpadded: bool
+) -> None:
+    """The padding the bf16 kernels add (to 16 positions) is masked away: here ATen's fp32
+    kernels pad 12 (or, with nothing padded, 3) positions to 16, to 1e-5 of transformers."""
+    monkeypatch.setitem(encoder.LENGTH_MULTIPLE, "aten", 16)
+    backbone = electra()
+    batch = padded_batch()
+    if unpadded:  # no mask at all: the padding must bring its own
+        batch = {key: value[:, :3] for key, value in batch.items()}
+        batch["attention_mask"][:] = 1
+    with torch.inference_mode():
+        got = encoder.cls_vectors(backbone, **batch, linear="aten")
+    torch.testing.assert_close(got, reference(backbone, batch), rtol=1e-5, atol=1e-5)
+    hidden, mask = encoder._padded(torch.ones(2, 3, 4), None, 16)
+    assert hidden.shape == (2, 16, 4) and hidden[:, 3:].abs().sum() == 0
+    assert mask.shape == (2, 1, 1, 16) and mask[..., :3].all() and not mask[..., 3:].any()
+
+
 def test_the_chosen_kernels_are_measured_once_logged_and_give_the_reference(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

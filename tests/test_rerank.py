@@ -204,11 +204,40 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_score(
     with caplog.at_level("WARNING", logger="rank_distillm.evaluation.rerank"):
         out = rerank(scorer, encoder, run, queries, docs, batch_size=7)
     pd.testing.assert_frame_equal(out, expected)
-    # 7 pairs: 7 fails, 3 fails, then batches of 1 (after two halvings), none lost.
-    assert scorer.sizes == [7, 3, 1, 1, 1, 1, 1, 1, 1]
+    # 7 pairs: 7 fails; cut into 3 + 3 + 1 from the shortest up, the longest (1) goes
+    # first, then 3 fails and the rest go in batches of 1 (two halvings), none lost.
+    assert scorer.sizes == [7, 1, 3, 1, 1, 1, 1, 1, 1]
     assert "out of memory scoring 7 pairs" in caplog.text
     assert "retrying in batches of 3" in caplog.text
     assert "retrying in batches of 1" in caplog.text
+
+
+class BatchRecorder(PassageLengthScorer):
+    """Records each batch's size and its longest pair's tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[tuple[int, int]] = []
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        self.batches.append((len(input_ids), int(attention_mask.sum(-1).max())))
+        return super().forward(input_ids, attention_mask, token_type_ids)
+
+
+def test_batches_are_cut_from_the_shortest_up_and_scored_longest_first(
+    encoder: PairEncoder,
+) -> None:
+    """The groups stay those cut from the shortest pair up (so scores do not depend on the
+    order), the last, shortest group of 1 holds the longest pair and goes first."""
+    run, queries, docs = length_run()
+    recorder = BatchRecorder()
+    out = rerank(recorder, encoder, run, queries, docs, batch_size=3)
+    assert [size for size, _ in recorder.batches] == [1, 3, 3]
+    longest = [tokens for _, tokens in recorder.batches]
+    assert longest == sorted(longest, reverse=True)
+    pd.testing.assert_frame_equal(
+        out, rerank(PassageLengthScorer(), encoder, run, queries, docs, batch_size=8)
+    )
 
 
 def test_out_of_memory_on_a_single_pair_is_raised(encoder: PairEncoder) -> None:

@@ -60,10 +60,18 @@ def rerank(
     model.to(device).eval()
     started = time.perf_counter()
     progress = tqdm(total=len(order), desc="re-ranking", unit="pair", mininterval=5)
+    # Batches are cut from the shortest pairs up, and scored longest first: the first
+    # batch takes the most memory (an out-of-memory error comes at once, not at the end),
+    # and on a CPU the allocator keeps that memory for the shorter ones after it instead
+    # of mapping fresh pages for each longer batch (a third of a short run's time).
+    pending = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    size = batch_size
     with torch.inference_mode(), chosen.autocast(device), precisions.tf32(device), progress:
-        start, size = 0, batch_size
-        while start < len(order):
-            chunk = order[start : start + size]
+        while pending:
+            chunk = pending.pop()
+            if len(chunk) > size:  # after an out-of-memory error: the rest stay smaller
+                pending += [chunk[start : start + size] for start in range(0, len(chunk), size)]
+                continue
             batch = encoder.collate([queries[i] for i in chunk], [docs[i] for i in chunk])
             try:
                 batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
@@ -83,8 +91,8 @@ def rerank(
                 )
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
+                pending.append(chunk)
                 continue
-            start += len(chunk)
             progress.update(len(chunk))
     seconds = time.perf_counter() - started
     LOGGER.info(

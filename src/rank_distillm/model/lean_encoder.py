@@ -9,7 +9,8 @@ The linear layers, most of the work, can run several ways (:data:`LINEARS`): thr
 ATen (``torch.nn.functional.linear``: MKL at fp32, autocast's kernel under bf16
 autocast), as oneDNN kernels with the bias, GELU and residual add fused in, and under
 bf16 autocast as oneDNN bf16 kernels (AVX512-BF16, AMX) on bf16 copies of the weights
-made once, without autocast's casts on every call. Which is fastest depends on the CPU
+made once, without autocast's casts on every call, on batches padded to a multiple of 16
+positions (:data:`LENGTH_MULTIPLE`). Which is fastest depends on the CPU
 (oneDNN's fused fp32 kernels beat MKL on an AMD EPYC; on an Intel Xeon MKL's AVX-512
 GEMM is as fast), so the first batch of each shape of model, precision and thread count
 times the candidates on its own first layer (:mod:`rank_distillm.model.kernel_choice`)
@@ -99,6 +100,11 @@ def _bf16_copy(tensor: torch.Tensor) -> torch.Tensor:
 
 #: The ways to run a linear layer; :func:`candidates` says which apply.
 LINEARS: dict[str, Linear] = {"aten": _aten, "onednn": _onednn, "onednn-bf16": _onednn_bf16}
+#: Candidates that pad each batch's length to a multiple (masked, so the ``[CLS]`` vectors
+#: are the same): AMX works on tiles of 16 rows, CPU flash attention on blocks, and
+#: oneDNN builds a kernel for each new shape (~10 ms each on a Xeon), which a short run of
+#: batches of many lengths otherwise pays for every batch.
+LENGTH_MULTIPLE: dict[str, int] = {"onednn-bf16": 16}
 
 
 def candidates(x: torch.Tensor) -> tuple[str, ...]:
@@ -119,6 +125,20 @@ def candidates(x: torch.Tensor) -> tuple[str, ...]:
             return ("onednn-bf16", "aten")
         return ("aten",)
     return ("onednn", "aten") if x.dtype == torch.float32 else ("aten",)
+
+
+def _padded(
+    hidden: torch.Tensor, mask: torch.Tensor | None, multiple: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``hidden`` with zero positions appended up to a multiple of ``multiple``, and the
+    attention mask that hides them."""
+    batch, length = hidden.shape[:2]
+    extra = -length % multiple
+    if extra == 0:
+        return hidden, mask
+    if mask is None:
+        mask = torch.ones(batch, 1, 1, length, dtype=torch.bool, device=hidden.device)
+    return F.pad(hidden, (0, 0, 0, extra)), F.pad(mask, (0, extra), value=False)
 
 
 def _layer(
@@ -175,10 +195,12 @@ def choose_linear(
     sample_mask = None if mask is None else mask[:rows]
     first = backbone.encoder.layer[0]
     heads = config.num_attention_heads
-    runs = {
-        name: partial(_layer, first, sample, sample, sample_mask, heads, exact_gelu, LINEARS[name])
-        for name in names
-    }
+    runs = {}
+    for name in names:
+        padded, padded_mask = _padded(sample, sample_mask, LENGTH_MULTIPLE.get(name, 1))
+        runs[name] = partial(
+            _layer, first, padded, padded, padded_mask, heads, exact_gelu, LINEARS[name]
+        )
     # On one thread, its CPU time: what the kernels cost, whatever the neighbours do.
     clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
     return kernel_choice.fastest(key, runs, what="re-ranking's linear kernels", clock=clock)
@@ -203,7 +225,9 @@ def cls_vectors(
     mask = None if bool(attention_mask.all()) else attention_mask.bool()[:, None, None, :]
     heads = backbone.config.num_attention_heads
     exact_gelu = backbone.config.hidden_act == "gelu"  # transformers' "gelu" is the erf form
-    kernels = LINEARS[linear or choose_linear(backbone, hidden, mask, exact_gelu)]
+    linear = linear or choose_linear(backbone, hidden, mask, exact_gelu)
+    hidden, mask = _padded(hidden, mask, LENGTH_MULTIPLE.get(linear, 1))
+    kernels = LINEARS[linear]
     *layers, last = backbone.encoder.layer
     for layer in layers:
         hidden = _layer(layer, hidden, hidden, mask, heads, exact_gelu, kernels)
