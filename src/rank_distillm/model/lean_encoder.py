@@ -40,9 +40,11 @@ from rank_distillm.model import kernel_choice
 from rank_distillm.model.numerics import portable_numerics_enabled
 
 Linear = Callable[..., torch.Tensor]
-#: Tokens of the first batch each candidate is timed on (one layer): ~15 ms a call for
-#: ELECTRA-small on 2 cores, ~80 ms for ELECTRA-base.
-SAMPLE_TOKENS = 1024
+#: Tokens of the first batch each candidate is timed on (one layer): ~1-2 ms a call for
+#: ELECTRA-small on 2 cores. With 1,024, fresh processes on the Xeon timed oneDNN's bf16
+#: kernels at 3.4 ms instead of 1.8 in 4 of 8 and chose the slower ATen (the whole
+#: pass was not slower); with 512, 8 of 8 chose right, in half the time (33 ms).
+SAMPLE_TOKENS = 512
 _BF16_COPIES: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 
