@@ -56,17 +56,41 @@ def rerank(
     queries = [query_tokens[q] for q in candidates["query_id"]]
     docs = [doc_tokens[d] for d in candidates["doc_id"]]
     order = np.argsort([len(q) + len(d) for q, d in zip(queries, docs, strict=True)], kind="stable")
-    scores = np.empty(len(order), dtype=np.float64)
     model.to(device).eval()
     started = time.perf_counter()
-    progress = tqdm(total=len(order), desc="re-ranking", unit="pair", mininterval=5)
+    with torch.inference_mode(), chosen.autocast(device), precisions.tf32(device):
+        scores = _score_in_batches(model, encoder, queries, docs, order, batch_size, device)
+    seconds = time.perf_counter() - started
+    LOGGER.info(
+        "re-ranked %d pairs of %d queries in %.1f s (%.1f pairs/s, %s)",
+        len(order),
+        len(query_ids),
+        seconds,
+        len(order) / max(seconds, 1e-9),
+        chosen.dtype,
+    )
+    return trec_io.rank_by_score(candidates.assign(score=scores))[trec_io.RUN_COLUMNS]
+
+
+def _score_in_batches(
+    model: CrossEncoder,
+    encoder: PairEncoder,
+    queries: list[list[int]],
+    docs: list[list[int]],
+    order: np.ndarray,
+    batch_size: int,
+    device: str | torch.device,
+) -> np.ndarray:
+    """The model's score of each pair (``queries[i]``, ``docs[i]``), batched along
+    ``order`` (shortest first); a batch that runs out of memory is retried in halves."""
+    scores = np.empty(len(order), dtype=np.float64)
     # Batches are cut from the shortest pairs up, and scored longest first: the first
     # batch takes the most memory (an out-of-memory error comes at once, not at the end),
     # and on a CPU the allocator keeps that memory for the shorter ones after it instead
     # of mapping fresh pages for each longer batch (a third of a short run's time).
     pending = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     size = batch_size
-    with torch.inference_mode(), chosen.autocast(device), precisions.tf32(device), progress:
+    with tqdm(total=len(order), desc="re-ranking", unit="pair", mininterval=5) as progress:
         while pending:
             chunk = pending.pop()
             if len(chunk) > size:  # after an out-of-memory error: the rest stay smaller
@@ -94,13 +118,4 @@ def rerank(
                 pending.append(chunk)
                 continue
             progress.update(len(chunk))
-    seconds = time.perf_counter() - started
-    LOGGER.info(
-        "re-ranked %d pairs of %d queries in %.1f s (%.1f pairs/s, %s)",
-        len(order),
-        len(query_ids),
-        seconds,
-        len(order) / max(seconds, 1e-9),
-        chosen.dtype,
-    )
-    return trec_io.rank_by_score(candidates.assign(score=scores))[trec_io.RUN_COLUMNS]
+    return scores
