@@ -34,7 +34,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers import load_config  # noqa: E402
 from tests.workflow_runner import (  # noqa: E402
     WORKFLOW_FILES,
     copy_workflow,
@@ -47,6 +46,7 @@ FIGURES = ("DL19", "DL20", "mean", "TIREx")
 
 def experiment_of(workdir: Path, configs: list[Path]) -> Any:
     from rank_distillm import experiment
+    from tests.helpers import load_config  # imports torch: not before a variant's pin
 
     files = [workdir / "config.yaml", *configs]
     return experiment.from_config(load_config(files, workdir / "schemas" / "config.schema.yaml"))
