@@ -244,3 +244,19 @@ def test_in_process_stop_resume_and_a_state_for_other_settings(
     other = pd.read_csv(tmp_path / "b" / "loss.csv")
     assert other["step"].tolist() == list(range(1, 41))
     assert other["learning_rate"].iloc[-1] == pytest.approx(2e-3 * 40 / 50)  # warm-up
+
+
+def test_a_resumed_run_keeps_its_weight_average(backbone_dir: Path, tmp_path: Path) -> None:
+    """With ``ema_decay`` the saved state carries the average: stopped after step 1 and
+    resumed, the checkpoint equals the uninterrupted run's, bit for bit."""
+    settings = TrainSettings(**{**SETTINGS, "steps": 12, "ema_decay": 0.9})
+    table, texts = split_texts(training_table(n_queries=16))
+    backbone = str(backbone_dir)
+    train(settings, backbone, table, texts, tmp_path / "fresh", tmp_path / "fresh.csv")
+    root = tmp_path / "resumed"
+    arguments = (root / "ckpt", root / "loss.csv", root / "resume")
+    with pytest.raises(TrainingInterrupted, match="stopped by SIGTERM after step 1 of 12"):
+        train(settings, backbone, table, SignallingTexts(texts), *arguments)
+    train(settings, backbone, table, texts, *arguments)
+    fresh, resumed = read_tensors(tmp_path / "fresh"), read_tensors(root / "ckpt")
+    assert all(fresh[key].equal(resumed[key]) for key in fresh)

@@ -755,6 +755,7 @@ PAPER_TRAINING: dict[str, Any] = {
     "adam_epsilon": 1e-8,
     "warmup_steps": 0,
     "lr_schedule": "constant",
+    "ema_decay": None,
     "precision": "auto",
     "query_length": 32,
     "doc_length": 256,

@@ -22,6 +22,7 @@ from rank_distillm.model.checkpoints import save_cross_encoder
 from rank_distillm.model.cross_encoder import CrossEncoder
 from rank_distillm.training import resume
 from rank_distillm.training.batches import StepSamples
+from rank_distillm.training.weight_average import WeightAverage
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -83,6 +84,7 @@ class StateSaver:
         model: CrossEncoder,
         optimisation: Optimisation,
         accelerator: Accelerator,
+        average: WeightAverage | None = None,
     ) -> Path:
         """Save the state after ``step`` (whose samples were ``item``); returns its folder."""
         scaler = optimisation.scaler
@@ -98,6 +100,7 @@ class StateSaver:
             scheduler=optimisation.scheduler.state_dict(),
             scaler=scaler.state_dict() if scaler.is_enabled() else None,
             folder=self.folder,
+            weight_average=None if average is None else average.state_dict(),
         )
         return resume.save(
             self.folder,

@@ -10,7 +10,8 @@ weighted so that the step's loss is the loss of its whole batch
 
 The optimiser is the paper's AdamW with a constant learning rate (an optional linear
 warm-up helps tiny models trained from scratch; ``lr_schedule: linear`` decays the rate
-to zero after it). Precision follows
+to zero after it; with ``ema_decay`` the checkpoint holds a moving average of the
+weights, :mod:`rank_distillm.training.weight_average`). Precision follows
 :func:`rank_distillm.model.precision.choose` (bf16 autocast on GPUs and on CPUs with bf16
 instructions, fp32 elsewhere or when configured). With a resume folder, the state is
 saved every ``save_every_steps`` steps and on SIGTERM, and a rerun continues from it
@@ -48,6 +49,7 @@ from rank_distillm.training import (
     losses,
     resume,
     sampling,
+    weight_average,
 )
 from rank_distillm.training.batches import (
     BatchBuilder,
@@ -87,6 +89,7 @@ class TrainSettings:
     adam_epsilon: float = 1e-8
     warmup_steps: int = 0
     lr_schedule: str = "constant"
+    ema_decay: float | None = None  # None: the last weights; else their moving average
     precision: str = "auto"
     query_length: int = 32
     doc_length: int = 256
@@ -112,6 +115,8 @@ class TrainSettings:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         precisions.normalized(self.precision)  # fails early on a typo
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be between 0 and 1 (exclusive), got {self.ema_decay}")
 
 
 def total_optimizer_steps(settings: TrainSettings, usable_queries: int) -> int:
@@ -230,7 +235,13 @@ def train(
     model.train()
 
     loss_fn = losses.get_loss(settings.loss)
-    run = _Run(settings, steps, device_type, chosen, accelerator, scorer, optimisation, loss_fn)
+    average = None
+    if settings.ema_decay is not None:
+        saved = state.weight_average if state is not None else None
+        average = weight_average.WeightAverage(model, settings.ema_decay, saved)
+    run = _Run(
+        settings, steps, device_type, chosen, accelerator, scorer, optimisation, loss_fn, average
+    )
     builder = BatchBuilder(
         table, texts, PairEncoder(tokenizer, settings.query_length, settings.doc_length)
     )
@@ -253,6 +264,8 @@ def train(
         if isinstance(loader, Prefetcher):
             loader.close()
     seconds = progress.finish()
+    if average is not None:
+        average.copy_to_model()  # the checkpoint holds the average
     checkpointing.write_checkpoint(accelerator, run.model, tokenizer, out_dir, resume_dir)
     return {"steps": steps, "pairs": progress.pairs, "seconds": seconds, "queries": usable}
 
@@ -345,6 +358,7 @@ class _Run:
     scorer: torch.nn.Module  # a ListScorer around the model, prepared by accelerate
     optimisation: checkpointing.Optimisation
     loss_fn: losses.LossFn
+    average: weight_average.WeightAverage | None = None
 
     @property
     def processes(self) -> int:
@@ -563,6 +577,8 @@ def _run_steps(
             item = next(loader)
             learning_rate = run.optimisation.scheduler.get_last_lr()[0]  # the rate this step uses
             step_loss = run.optimiser_step(item)
+            if run.average is not None:
+                run.average.update()
             progress.add(step, item.step.epoch, step_loss, learning_rate, item.pairs)
             stop = step < steps and run.stop_requested(signals, step)
             if saver is not None and step < steps:
@@ -576,6 +592,7 @@ def _run_steps(
                         run.model,
                         run.optimisation,
                         run.accelerator,
+                        run.average,
                     )
                     if stop:
                         raise resume.TrainingInterrupted(

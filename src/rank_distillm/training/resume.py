@@ -57,6 +57,7 @@ class TrainingState:
     scheduler: dict[str, Any]
     scaler: dict[str, Any] | None
     folder: Path
+    weight_average: dict[str, torch.Tensor] | None = None  # with ema_decay
 
 
 def rng_states() -> dict[str, Any]:
@@ -110,7 +111,12 @@ def save(
     if process == 0:
         torch.save(state.model, tmp / "model.pt")
         torch.save(
-            {"optimizer": state.optimizer, "scheduler": state.scheduler, "scaler": state.scaler},
+            {
+                "optimizer": state.optimizer,
+                "scheduler": state.scheduler,
+                "scaler": state.scaler,
+                "weight_average": state.weight_average,
+            },
             tmp / "optimizer.pt",
         )
         stream = {
@@ -182,6 +188,7 @@ def load(
         optimizer=optimizer["optimizer"],
         scheduler=optimizer["scheduler"],
         scaler=optimizer["scaler"],
+        weight_average=optimizer.get("weight_average"),
         folder=folder,
     )
     set_rng_states(torch.load(rng_file, weights_only=False))
