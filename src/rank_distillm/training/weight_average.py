@@ -2,10 +2,10 @@
 
 After each optimiser step the average moves ``1 - decay`` of the way to the new
 weights, and the checkpoint holds the average instead of the last weights. A model that
-fits its training queries closely (the demo's tiny ELECTRA) ends wherever the last noisy
-steps left it; the average of its last ~``1 / (1 - decay)`` steps is a steadier model:
-with ``ema_decay: 0.99`` the demo's stage-1 figures moved by 0.014 over three seeds
-instead of 0.032 (README, "How much the figures move").
+fits its training queries closely ends wherever the last noisy steps left it; the
+average of its last ~``1 / (1 - decay)`` steps is steadier: with ``ema_decay: 0.99`` the
+demo's stage 1 moved by 0.042 over seeds and thread counts instead of 0.073 (without
+portable numerics; docs/benchmarks.md, "How the demo's figures move").
 """
 
 from __future__ import annotations
