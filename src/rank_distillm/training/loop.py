@@ -115,8 +115,8 @@ class TrainSettings:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         precisions.normalized(self.precision)  # fails early on a typo
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be between 0 and 1 (exclusive), got {self.ema_decay}")
+        if self.ema_decay is not None:
+            weight_average.check_decay(self.ema_decay)
 
 
 def total_optimizer_steps(settings: TrainSettings, usable_queries: int) -> int:

@@ -16,6 +16,11 @@ import torch
 from torch import nn
 
 
+def check_decay(decay: float) -> None:
+    if not 0 < decay < 1:
+        raise ValueError(f"ema_decay must be between 0 and 1 (exclusive), got {decay}")
+
+
 class WeightAverage:
     """The running average of ``model``'s parameters, starting at their current values
     (or at a saved ``state``, when a run resumes)."""
@@ -23,8 +28,7 @@ class WeightAverage:
     def __init__(
         self, model: nn.Module, decay: float, state: Mapping[str, torch.Tensor] | None = None
     ) -> None:
-        if not 0 < decay < 1:
-            raise ValueError(f"ema_decay must be between 0 and 1 (exclusive), got {decay}")
+        check_decay(decay)
         self.decay = decay
         self.parameters = dict(model.named_parameters())
         source = state if state is not None else self.parameters
