@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ci import shared_folder, skip_or_fail_in_ci
+from tests.ci import REPO, shared_folder, skip_or_fail_in_ci
 
 _CACHE = Path(tempfile.mkdtemp(prefix="rank-distillm-tests-"))
 # Set before any test module imports ir_datasets, transformers or matplotlib.
@@ -20,7 +20,6 @@ os.environ.setdefault("HF_HOME", str(_CACHE / "hf"))
 os.environ.setdefault("MPLCONFIGDIR", str(_CACHE / "matplotlib"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED = shared_folder()
 
 

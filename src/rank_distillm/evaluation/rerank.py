@@ -88,13 +88,12 @@ def _score_in_batches(
     # batch takes the most memory (an out-of-memory error comes at once, not at the end),
     # and on a CPU the allocator keeps that memory for the shorter ones after it instead
     # of mapping fresh pages for each longer batch (a third of a short run's time).
-    pending = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    size = batch_size
+    pending, size = _cut(order, batch_size), batch_size
     with tqdm(total=len(order), desc="re-ranking", unit="pair", mininterval=5) as progress:
         while pending:
             chunk = pending.pop()
             if len(chunk) > size:  # after an out-of-memory error: the rest stay smaller
-                pending += [chunk[start : start + size] for start in range(0, len(chunk), size)]
+                pending += _cut(chunk, size)
                 continue
             batch = encoder.collate([queries[i] for i in chunk], [docs[i] for i in chunk])
             try:
@@ -119,3 +118,8 @@ def _score_in_batches(
                 continue
             progress.update(len(chunk))
     return scores
+
+
+def _cut(indices: np.ndarray, size: int) -> list[np.ndarray]:
+    """``indices`` in consecutive pieces of ``size`` (the last one shorter)."""
+    return [indices[start : start + size] for start in range(0, len(indices), size)]
