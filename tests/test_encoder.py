@@ -159,6 +159,28 @@ def test_every_kernel_gives_transformers_output(precision: str, linear: str) -> 
     torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize(("precision", "linear"), [("fp32", "onednn"), ("bf16", "onednn-bf16")])
+def test_packed_weights_follow_weights_changed_in_place(precision: str, linear: str) -> None:
+    """oneDNN's kernels run on copies of the weights, packed once: after an update in place
+    (a training step, ``load_state_dict``) the next pass must use the new weights."""
+    if linear not in available(precision):
+        pytest.skip(f"{linear} kernels are not available at {precision} on this CPU")
+    backbone = electra()
+    batch = padded_batch()
+    bf16 = precision == "bf16"
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        before = encoder.cls_vectors(backbone, **batch, linear=linear).float()
+        with torch.no_grad():
+            for parameter in backbone.encoder.parameters():
+                parameter.mul_(-1.5)
+        after = encoder.cls_vectors(backbone, **batch, linear=linear).float()
+        with torch.inference_mode():
+            expected = backbone(**batch).last_hidden_state[:, 0].float()
+    tolerance = 0.02 if bf16 else 1e-5
+    torch.testing.assert_close(after, expected, rtol=tolerance, atol=tolerance)
+    assert not torch.allclose(before, after, atol=0.1)
+
+
 @pytest.mark.parametrize("unpadded", [True, False])
 def test_lengths_padded_to_a_multiple_give_the_same_vectors(
     monkeypatch: pytest.MonkeyPatch, unpadded: bool
