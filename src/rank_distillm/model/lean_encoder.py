@@ -180,16 +180,25 @@ def _layer(
     key = split(linear(states, attention.key, False, None))
     value = split(linear(states, attention.value, False, None))
     context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+    # Each tensor is dropped once used, so the allocator hands its (cache-warm) memory to
+    # the next one instead of mapping fresh pages: in 11 fresh processes on the Xeon, an
+    # fp32 call faulted in 146,000-182,000 pages every time, against 164,000-530,000
+    # (4.54 s against 4.71 s on average) when the layer held them to its end.
+    del query, key, value
     context = context.transpose(1, 2).reshape(batch, queries.shape[1], width)
     output = layer.attention.output
-    hidden = output.LayerNorm(linear(context, output.dense, False, queries))
+    hidden = linear(context, output.dense, False, queries)
+    del context
+    hidden = output.LayerNorm(hidden)
     if exact_gelu:
         inner = linear(hidden, layer.intermediate.dense, True, None)
     else:
         inner = layer.intermediate.intermediate_act_fn(
             linear(hidden, layer.intermediate.dense, False, None)
         )
-    return layer.output.LayerNorm(linear(inner, layer.output.dense, False, hidden))
+    hidden = linear(inner, layer.output.dense, False, hidden)
+    del inner
+    return layer.output.LayerNorm(hidden)
 
 
 def choose_linear(
