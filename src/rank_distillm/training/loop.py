@@ -375,8 +375,8 @@ class _Run:
         return 1 if self.device_type == "cpu" else 25
 
     def optimiser_step(self, item: StepBatches) -> torch.Tensor:
-        """One optimiser step on this process's micro-batches of ``item``; returns this
-        process's part of the step's loss."""
+        """One optimiser step on this process's micro-batches of ``item`` (and the weight
+        average's, with ``ema_decay``); returns this process's part of the step's loss."""
         accelerator, optimisation = self.accelerator, self.optimisation
         step_loss = torch.zeros((), device=accelerator.device)
         for i, (batch, weight) in enumerate(zip(item.micro_batches, item.weights, strict=True)):
@@ -394,6 +394,8 @@ class _Run:
         optimisation.scaler.update()
         optimisation.scheduler.step()
         optimisation.optimizer.zero_grad(set_to_none=True)
+        if self.average is not None:
+            self.average.update()
         return step_loss
 
     def stop_requested(self, signals: resume.StopSignals, step: int) -> bool:
@@ -577,8 +579,6 @@ def _run_steps(
             item = next(loader)
             learning_rate = run.optimisation.scheduler.get_last_lr()[0]  # the rate this step uses
             step_loss = run.optimiser_step(item)
-            if run.average is not None:
-                run.average.update()
             progress.add(step, item.step.epoch, step_loss, learning_rate, item.pairs)
             stop = step < steps and run.stop_requested(signals, step)
             if saver is not None and step < steps:
