@@ -386,6 +386,27 @@ def test_query_and_passage_are_truncated_separately(tokenizer: PreTrainedTokeniz
     assert batch["input_ids"][0, 26].item() == tokenizer.sep_token_id
 
 
+def test_tokenizer_settings_neither_change_the_ids_nor_are_changed(
+    tokenizer: PreTrainedTokenizerBase, backbone_dir: Path
+) -> None:
+    """The encoder sets the shared Rust tokenizer up for each call (no copy of it) and
+    puts back whatever padding and truncation its owner had set."""
+    clean = PairEncoder(tokenizer, query_length=8, doc_length=16)
+    texts = [" ".join(["apple"] * 50), "fox", "dog jumps"]
+    expected = clean.query_ids(texts), clean.doc_ids(texts), clean.format
+    assert [len(ids) for ids in expected[0]] == [8, 1, 2]
+
+    configured = load_cross_encoder(str(backbone_dir))[1]
+    backend = configured.backend_tokenizer
+    backend.enable_padding(pad_id=0, length=40)
+    backend.enable_truncation(3, direction="left")
+    settings = backend.padding, backend.truncation
+    encoder = PairEncoder(configured, query_length=8, doc_length=16)
+    assert (encoder.query_ids(texts), encoder.doc_ids(texts), encoder.format) == expected
+    assert (backend.padding, backend.truncation) == settings
+    assert settings[0]["length"] == 40 and settings[1]["max_length"] == 3
+
+
 def test_collate_rejects_unpaired_lists(tokenizer: PreTrainedTokenizerBase) -> None:
     encoder = PairEncoder(tokenizer, query_length=8, doc_length=16)
     with pytest.raises(ValueError):
