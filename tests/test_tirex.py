@@ -343,3 +343,14 @@ def test_without_paper_figures_the_tirex_table_is_unchanged(tmp_path: Path) -> N
         "sig B",
     ]
     assert "In parentheses" not in outputs["md"].read_text()
+
+
+def test_tirex_chart_labels_each_bar_and_wraps_its_title() -> None:
+    from rank_distillm.report.tirex_tables import _chart
+
+    table = pd.DataFrame({"A": [0.5, 0.25], "B": [float("nan"), 0.875]}, index=["s1", "s2"])
+    title = "TIREx: " + "a model zoo with a long title " * 4
+    ax = _chart(table, ["A", "B"], title, "nDCG@10").axes[0]
+    labels = [text.get_text() for text in ax.texts]
+    assert labels == ["0.500", "", "0.250", "0.875"]  # s1's bars, then s2's; NaN unlabelled
+    assert ax.get_title().count("\n") == 2 and max(map(len, ax.get_title().split("\n"))) <= 60

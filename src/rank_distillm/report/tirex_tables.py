@@ -12,6 +12,7 @@ rule the figures follow.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -124,6 +125,8 @@ def notes(
 
 
 def _chart(table: pd.DataFrame, groups: list[str], title: str, measure: str) -> Figure:
+    """Bars per group and system, each labelled with its value (upright while a group
+    has room for the labels side by side), under a title wrapped to the figure."""
     systems = list(table.index)
     fig = Figure(figsize=(max(6.0, 1.2 * len(groups) + 2), 4.5))
     ax = fig.add_subplot()
@@ -131,11 +134,14 @@ def _chart(table: pd.DataFrame, groups: list[str], title: str, measure: str) -> 
     width = 0.8 / max(len(systems), 1)
     for i, system in enumerate(systems):
         values = table.loc[system, groups].to_numpy(dtype=float)
-        ax.bar(x + (i - (len(systems) - 1) / 2) * width, values, width, label=str(system))
+        bars = ax.bar(x + (i - (len(systems) - 1) / 2) * width, values, width, label=str(system))
+        labels = ["" if np.isnan(v) else table_formats.fmt(v) for v in values]
+        rotation = 0 if len(systems) <= 4 else 90
+        ax.bar_label(bars, labels=labels, padding=2, fontsize=7, rotation=rotation)
     ax.set_xticks(x, groups, rotation=30, ha="right")
     ax.set_ylabel(measure)
     ax.set_ylim(0, 1)
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, 60), fontsize=10)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncols=2, frameon=False, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
