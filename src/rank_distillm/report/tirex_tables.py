@@ -132,11 +132,11 @@ def _chart(table: pd.DataFrame, groups: list[str], title: str, measure: str) -> 
     ax = fig.add_subplot()
     x = np.arange(len(groups))
     width = 0.8 / max(len(systems), 1)
+    rotation = 0 if len(systems) <= 4 else 90
     for i, system in enumerate(systems):
         values = table.loc[system, groups].to_numpy(dtype=float)
         bars = ax.bar(x + (i - (len(systems) - 1) / 2) * width, values, width, label=str(system))
         labels = ["" if np.isnan(v) else table_formats.fmt(v) for v in values]
-        rotation = 0 if len(systems) <= 4 else 90
         ax.bar_label(bars, labels=labels, padding=2, fontsize=7, rotation=rotation)
     ax.set_xticks(x, groups, rotation=30, ha="right")
     ax.set_ylabel(measure)
