@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from rank_distillm.data.atomic import atomic_output, atomic_write_text
 from rank_distillm.evaluation import reproduction, tirex
 from rank_distillm.report import table_formats
+from rank_distillm.report.plots import save_png
 
 PathLike = str | os.PathLike[str]
 AGGREGATE_COLUMNS = {
@@ -216,7 +217,5 @@ def write_tirex_tables(
     if "html" in outputs:
         atomic_write_text(outputs["html"], table_formats.html_page(shown))
     groups = [c for c in table.columns if c not in AGGREGATE_COLUMNS.values()]
-    fig = _chart(table.dropna(how="all"), groups, title, measure)
-    with atomic_output(outputs["png"]) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    save_png(_chart(table.dropna(how="all"), groups, title, measure), outputs["png"], dpi=120)
     return table
