@@ -83,6 +83,28 @@ def test_cls_vectors_equal_transformers_on_a_padded_batch(hidden_act: str) -> No
         torch.testing.assert_close(single[0], expected[row], rtol=1e-5, atol=1e-5)
 
 
+def test_the_last_layer_reads_the_tokens_through_the_cls_query() -> None:
+    """The last layer projects no keys or values (``_cls_layer``). Under the default
+    initialisation attention is nearly uniform and the biases are zero, which would hide a
+    wrong scale, a wrong key bias or a lost value bias; here attention is sharp and every
+    bias of the last layer's attention is drawn at random."""
+    backbone = electra(initializer_range=1.0, attn_implementation="eager")
+    attention = backbone.encoder.layer[-1].attention.self
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for projection in (attention.query, attention.key, attention.value):
+            projection.bias.copy_(torch.randn(projection.bias.shape, generator=generator))
+    batch = padded_batch()
+    with torch.inference_mode():
+        outputs = backbone(**batch, output_attentions=True)
+        got = encoder.cls_vectors(backbone, **batch)
+    cls_attention = outputs.attentions[-1][:, :, 0]  # (batch, heads, length)
+    # Uniform attention over these 3-12 tokens would give each head a largest weight of
+    # 0.08-0.33; here they average 0.54.
+    assert cls_attention.max(dim=-1).values.mean() > 0.4
+    torch.testing.assert_close(got, outputs.last_hidden_state[:, 0], rtol=1e-5, atol=1e-5)
+
+
 def test_cls_vectors_without_padding_and_without_projection() -> None:
     backbone = electra(embedding_size=16)
     assert not hasattr(backbone, "embeddings_project")
