@@ -201,7 +201,7 @@ def _cls_layer(
     ``q · (W_k h + b_k)`` is ``(W_kᵀ q) · h`` plus ``q · b_k``, the same for every token and
     so lost in the softmax, and the weighted values ``Σ p (W_v h + b_v)`` are
     ``W_v (Σ p h) + b_v`` since the weights ``p`` sum to 1. Two small products per
-    sequence replace two projections of every token (1% of the fp32 pass on the
+    sequence replace two projections of every token (1-2% of the fp32 pass on the
     benchmark's workload); the result is the same to float rounding."""
     attention = layer.attention.self
     batch, length, width = states.shape
