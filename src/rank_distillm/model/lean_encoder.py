@@ -204,7 +204,7 @@ def _cls_layer(
     sequence replace two projections of every token (1-2% of the fp32 pass on the
     benchmark's workload); the result is the same to float rounding."""
     attention = layer.attention.self
-    batch, length, width = states.shape
+    batch, _, width = states.shape
     size = width // heads
     cls = states[:, :1]
     query = linear(cls, attention.query, False, None).view(batch, heads, size)
@@ -232,7 +232,6 @@ def _after_attention(
     residual add and layer norm."""
     output = layer.attention.output
     hidden = linear(context, output.dense, False, residual)
-    del context
     hidden = output.LayerNorm(hidden)
     if exact_gelu:
         inner = linear(hidden, layer.intermediate.dense, True, None)
