@@ -15,6 +15,7 @@ rule hard_negative_table:
         num_queries=EXP.hard_negatives["num_queries"],
         depth=EXP.hard_negatives["depth"],
         seed=EXP.hard_negatives["seed"],
+        relevance_level=EXP.hard_negatives["relevance_level"],
     resources:
         mem_mb=COMPUTE["prepare_mem_mb"],
         runtime=240,

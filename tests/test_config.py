@@ -27,6 +27,7 @@ def test_demo_config_validates_and_gets_the_papers_defaults() -> None:
     validate(config, SCHEMA)
     assert config["first_stages"]["bm25"]["train_depth"] == 200  # the paper's depth
     assert config["hard_negatives"]["seed"] == 42
+    assert config["hard_negatives"]["relevance_level"] == 1  # every label > 0, as the paper
     assert config["measures"] == ["nDCG@10", "RR@10", "AP@100"]
     assert config["compute"]["train_threads"] == 2
 
@@ -52,6 +53,13 @@ def test_unknown_loss_is_an_error() -> None:
     config = demo_config()
     config["models"]["tiny-electra.stage1.stage2-ranknet"]["loss"] = "rankent"
     with pytest.raises(WorkflowError, match="rankent"):
+        validate(config, SCHEMA)
+
+
+def test_stage_1_relevance_level_below_one_is_an_error() -> None:
+    config = demo_config()
+    config["hard_negatives"]["relevance_level"] = 0
+    with pytest.raises(WorkflowError, match="0 is less than the minimum of 1"):
         validate(config, SCHEMA)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from rank_distillm.data import trec as trec_io
 from rank_distillm.data.query_sample import sample_query_ids
 from rank_distillm.teachers.simulated import simulate_teacher
+from rank_distillm.training.sampling import group_queries, single_relevant
 from rank_distillm.training.tables import (
     TABLE_COLUMNS,
     TrainingTable,
@@ -373,6 +375,7 @@ def test_hard_negative_table(
         "unranked_rows": 3,
         "positive_targets": 5,
         "depth": 3,
+        "relevance_level": 1,
         "queries_without_relevant": 1,
     }
 
@@ -389,6 +392,41 @@ def test_hard_negative_table_depth_keeps_retrieved_relevant(
         ("d4", 4, 1.0),
         ("d9", None, 3.0),
     ]
+
+
+def test_hard_negative_table_relevance_level_makes_lower_labels_negatives(
+    first_stage: Path, qrels: pd.DataFrame, tmp_path: Path
+) -> None:
+    """At level 2, the passages labelled 1 (q1's d4, q2's d6) count as unjudged: d4 is
+    no longer added as a missed relevant passage, and d6 (ranked) becomes a negative that
+    stage 1's sampler can draw, as an unmarked passage of MS MARCO's train qrels."""
+    out = tmp_path / "level2.parquet"
+    stats = write_hard_negative_table(
+        first_stage, qrels, out, out.with_suffix(".json"), None, 3, 0, relevance_level=2
+    )
+    assert table_rows(out) == [
+        ("q1", "d1", 1, 0.0),
+        ("q1", "d2", 2, 2.0),
+        ("q1", "d3", 3, 0.0),
+        ("q1", "d9", None, 3.0),
+        ("q2", "d5", 1, 0.0),
+        ("q2", "d6", 2, 0.0),
+        ("q2", "d8", None, 2.0),
+    ]
+    assert stats["relevance_level"] == 2
+    q2 = next(q for q in group_queries(read_table(out)) if q.query_id == "q2")
+    drawn = {single_relevant(q2, 1, random.Random(seed)).rows[1] for seed in range(20)}
+    assert sorted(drawn) == [4, 5]  # d5 and d6, never the relevant d8
+
+
+def test_hard_negative_table_relevance_level_below_one_is_refused(
+    first_stage: Path, qrels: pd.DataFrame, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="relevance_level must be at least 1, got 0"):
+        write_hard_negative_table(
+            first_stage, qrels, tmp_path / "t.parquet", tmp_path / "t.json", None, 3, 0,
+            relevance_level=0,
+        )  # fmt: skip
 
 
 def test_hard_negative_table_query_subset(

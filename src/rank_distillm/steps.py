@@ -232,6 +232,7 @@ def prepare_hard_negative_table(
     num_queries: int | None,
     depth: int,
     seed: int,
+    relevance_level: int = 1,
 ) -> None:
     from rank_distillm.training import tables as training_tables
 
@@ -244,6 +245,7 @@ def prepare_hard_negative_table(
         depth,
         seed,
         known_queries=_training_query_ids(manifests, dataset_id),
+        relevance_level=relevance_level,
     )
 
 

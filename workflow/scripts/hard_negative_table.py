@@ -15,4 +15,5 @@ with log_to(snakemake.log[0]):
         num_queries=p.num_queries,
         depth=p.depth,
         seed=p.seed,
+        relevance_level=p.relevance_level,
     )

@@ -260,16 +260,28 @@ def write_hard_negative_table(
     seed: int,
     known_queries: set[str] | None = None,
     chunk_lines: int = 2_000_000,
+    relevance_level: int = 1,
 ) -> dict[str, float]:
     """Stage-1 data: a first stage's top ``depth`` with qrels labels as targets (unjudged
     0), plus the relevant passages the run missed (rank missing, after the ranked ones, in
-    qrels order). Only queries with a relevant passage are kept; the others are counted."""
-    judged = set(qrels.loc[qrels["relevance"] > 0, "query_id"])
+    qrels order). Only queries with a relevant passage are kept; the others are counted.
+
+    Labels below ``relevance_level`` count as unjudged, so those passages can be drawn as
+    negatives: graded training qrels then look like MS MARCO's sparse binary ones, where
+    a passage nobody marked is a negative even when it is partly relevant."""
+    if relevance_level < 1:
+        raise ValueError(f"relevance_level must be at least 1, got {relevance_level}")
+    qrels = qrels[qrels["relevance"] >= relevance_level]  # the relevant ones, from here on
+    judged = set(qrels["query_id"])
     run_ids = trec_io.run_query_ids(first_stage_run)
     candidates = [query_id for query_id in run_ids if query_id in judged]
     without_relevant = len(run_ids) - len(candidates)
     if without_relevant:
-        LOGGER.warning("%d queries without a relevant passage left out", without_relevant)
+        LOGGER.warning(
+            "%d queries without a relevant passage left out (relevant: label >= %d)",
+            without_relevant,
+            relevance_level,
+        )
     keep = sample_query_ids(candidates, num_queries, seed)
     _check_query_texts(keep, known_queries, str(first_stage_run))
     labels = qrels[qrels["query_id"].isin(keep)]
@@ -279,8 +291,7 @@ def write_hard_negative_table(
         own = labels[labels["query_id"].isin(set(run["query_id"]))]
         labelled = run.merge(own, on=["query_id", "doc_id"], how="left")
         labelled["target"] = labelled["relevance"].fillna(0).astype("float32")
-        positives = own[own["relevance"] > 0]
-        missed = positives.merge(run[["query_id", "doc_id"]], how="left", indicator=True)
+        missed = own.merge(run[["query_id", "doc_id"]], how="left", indicator=True)
         missed = missed[missed["_merge"] == "left_only"]
         extra = pd.DataFrame(
             {
@@ -295,7 +306,11 @@ def write_hard_negative_table(
         order = {query_id: i for i, query_id in enumerate(run["query_id"].drop_duplicates())}
         return table.sort_values("query_id", key=lambda ids: ids.map(order), kind="stable")
 
-    extra = {"depth": depth, "queries_without_relevant": without_relevant}
+    extra = {
+        "depth": depth,
+        "relevance_level": relevance_level,
+        "queries_without_relevant": without_relevant,
+    }
     return _build(first_stage_run, process, out_table, out_stats, extra, chunk_lines)
 
 
