@@ -364,7 +364,7 @@ def test_hard_negative_table(
         table = build_hard_negatives(first_stage, qrels, tmp_path, None, 3)
     assert table_rows(table) == HARD_NEGATIVES_DEPTH_3
     # q3 has no relevant passage; q4 is judged but not in the run: neither is in the table.
-    assert "1 queries without a relevant passage left out" in caplog.text
+    assert "1 queries without a relevant passage left out (relevant: label >= 1)" in caplog.text
     stats = json.loads(table.with_suffix(".json").read_text())
     assert stats == {
         "queries": 2,
