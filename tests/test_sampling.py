@@ -1,4 +1,4 @@
-"""Tests for rank_distillm.training.sampling: per-query candidate lists and the two samplers."""
+"""Tests for rank_distillm.training.sampling: per-query candidate lists and the samplers."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rank_distillm.training.sampling import (
     SAMPLERS,
     QueryList,
     Sample,
+    any_relevant,
     draw,
     group_queries,
     single_relevant,
@@ -137,6 +138,48 @@ def test_single_relevant_is_uniform_among_top_labels() -> None:
     assert 0.4 < counts[11] / 2000 < 0.6
 
 
+# --------------------------------------------------------------------------- any_relevant
+
+
+def test_any_relevant_draws_the_positive_among_every_grade() -> None:
+    # positions: 0 label 3, 1 label 1 (unranked), 2 label 2, 3-4 negatives, 5 negative unranked
+    query = query_list([3, 1, 2, 0, -1, 0], [True, False, True, True, True, False])
+    rng = random.Random(7)
+    samples = [any_relevant(query, 1, rng) for _ in range(3000)]
+    counts = Counter(sample.rows[0] for sample in samples)
+    # Each relevant passage a third of the time, the unranked one included; the paper's
+    # sampler would take position 0 every time.
+    assert set(counts) == {10, 11, 12}
+    assert all(0.3 < n / 3000 < 0.37 for n in counts.values())
+    # Negatives as single_relevant's: labels <= 0 in the run, never the unranked one.
+    assert {sample.rows[1] for sample in samples} == {13, 14}
+    assert all(sample.targets == [1.0, 0.0] for sample in samples)
+
+
+def test_any_relevant_equals_single_relevant_on_binary_labels() -> None:
+    query = query_list([0, 1, 0, 1, 0, 0], [True] * 6)
+    for seed in range(20):
+        assert any_relevant(query, 2, random.Random(seed)) == single_relevant(
+            query, 2, random.Random(seed)
+        )
+
+
+def test_draw_with_any_relevant_takes_lower_grades_too() -> None:
+    queries = group_queries(MIXED)  # qB: b1 (1), b-missed (2); qA: a1 (3), a-missed (1)
+    positives = {
+        tuple(MIXED.doc_ids([s.rows[0] for s in draw(queries, "any_relevant", 1, 10, rng)[0]]))
+        for rng in map(random.Random, range(40))
+    }
+    assert positives == {(b, a) for b in ("b1", "b-missed") for a in ("a1", "a-missed")}
+    assert draw(queries, "any_relevant", 1, 10, random.Random(0))[1] == 1  # qC skipped
+
+
+def test_any_relevant_none_without_relevant_or_negative() -> None:
+    rng = random.Random(0)
+    assert any_relevant(query_list([0, 0, -1], [True] * 3), 3, rng) is None
+    assert any_relevant(query_list([2, 1], [True, True]), 3, rng) is None
+
+
 # --------------------------------------------------------------------------- top
 
 
@@ -179,6 +222,8 @@ def test_draw_is_seeded() -> None:
 
 
 def test_draw_rejects_unknown_sampler() -> None:
-    assert SAMPLERS == ("single_relevant", "top")
-    with pytest.raises(ValueError, match=r"unknown sampler 'listwise'.*single_relevant, top"):
+    assert SAMPLERS == ("single_relevant", "any_relevant", "top")
+    with pytest.raises(
+        ValueError, match=r"unknown sampler 'listwise'.*single_relevant, any_relevant, top"
+    ):
         draw(group_queries(MIXED), "listwise", 1, 10, random.Random(0))

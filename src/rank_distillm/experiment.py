@@ -277,9 +277,7 @@ class Experiment(ExperimentPaths):
         spec = self.models[model]
         settings = spec.settings
         per_query = (
-            settings["negatives"] + 1
-            if settings["sampler"] == "single_relevant"
-            else (spec.depth or 100)
+            settings["negatives"] + 1 if settings["sampler"] != "top" else (spec.depth or 100)
         )
         if settings.get("steps"):
             return settings["steps"] * settings["queries_per_step"] * per_query

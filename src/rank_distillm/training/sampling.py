@@ -17,7 +17,7 @@ from rank_distillm.training.tables import TrainingTable
 
 LOGGER = logging.getLogger(__name__)
 
-SAMPLERS = ("single_relevant", "top")
+SAMPLERS = ("single_relevant", "any_relevant", "top")
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,21 @@ def single_relevant(query: QueryList, negatives: int, rng: random.Random) -> Sam
     best = query.targets.max(initial=0.0)
     if best <= 0:
         return None
-    positives = np.flatnonzero(query.targets == best)
+    return _one_positive(query, np.flatnonzero(query.targets == best), negatives, rng)
+
+
+def any_relevant(query: QueryList, negatives: int, rng: random.Random) -> Sample | None:
+    """As :func:`single_relevant`, but the positive is drawn uniformly among *every*
+    passage labelled > 0, whatever its grade (lightning-ir 0.0.6's ``single_relevant``).
+    The two agree on binary qrels such as MS MARCO's."""
+    return _one_positive(query, np.flatnonzero(query.targets > 0), negatives, rng)
+
+
+def _one_positive(
+    query: QueryList, positives: np.ndarray, negatives: int, rng: random.Random
+) -> Sample | None:
     pool = np.flatnonzero((query.targets <= 0) & query.in_run)
-    if len(pool) == 0:
+    if len(positives) == 0 or len(pool) == 0:
         return None
     chosen = [int(query.rows[rng.choice(positives.tolist())])]
     picked = rng.sample(pool.tolist(), k=min(negatives, len(pool)))
@@ -91,6 +103,8 @@ def draw(
     for query in queries:
         if sampler == "single_relevant":
             sample = single_relevant(query, negatives, rng)
+        elif sampler == "any_relevant":
+            sample = any_relevant(query, negatives, rng)
         else:
             sample = top(query, depth)
         if sample is not None:
