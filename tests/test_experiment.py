@@ -580,8 +580,8 @@ def test_published_models_fall_back_to_the_printed_figures(paper_config) -> None
 def test_stage_1_pairs_are_steps_by_queries_by_one_positive_and_its_negatives(
     demo_config, sampler
 ) -> None:
-    """Both stage-1 samplers size a job as 1 positive + ``negatives`` per query; a stage-2
-    model as its teacher's depth (the demo: 1,000 steps x 64 queries x 2; 800 x 30 x 2)."""
+    """Both stage-1 samplers size a job as 1 positive + ``negatives`` per query (here 1,000
+    steps x 64 queries x (1 + 3)); stage 2 as its teacher's depth (2 epochs x 800 x 30)."""
     stage1 = {"sampler": sampler, "negatives": 3}
     exp = from_config(
         edited(demo_config, lambda c: c["models"]["tiny-electra.stage1"].update(stage1))
