@@ -79,6 +79,11 @@ def train_models(exp: Any, out: Path, seed: int, only: list[str]) -> dict[str, P
     for name, model in exp.models.items():
         if only and name not in only:
             continue
+        if model.start in exp.models and model.start not in checkpoints:
+            raise SystemExit(
+                f"--models {name}: it starts from {model.start}, which this run does not "
+                f"train; add --models {model.start}"
+            )
         start = checkpoints.get(model.start) or starts.get(model.start) or exp.model_start(name)
         checkpoints[name] = out / "models" / name / "checkpoint"
         steps.train_checkpoint(
