@@ -17,8 +17,6 @@ from rank_distillm.training.tables import TrainingTable
 
 LOGGER = logging.getLogger(__name__)
 
-SAMPLERS = ("single_relevant", "any_relevant", "top")
-
 
 @dataclass(frozen=True)
 class QueryList:
@@ -80,6 +78,11 @@ def _one_positive(
     return Sample(query.query_id, chosen, [1.0] + [0.0] * len(picked))
 
 
+#: Stage-1 samplers: one positive and ``negatives`` non-relevant passages per query.
+ONE_POSITIVE = {"single_relevant": single_relevant, "any_relevant": any_relevant}
+SAMPLERS = (*ONE_POSITIVE, "top")
+
+
 def top(query: QueryList, depth: int) -> Sample | None:
     """Paper's stage 2: the first ``depth`` passages in run order with their targets."""
     keep = np.flatnonzero(query.in_run)[:depth]
@@ -101,10 +104,8 @@ def draw(
         raise ValueError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
     samples = []
     for query in queries:
-        if sampler == "single_relevant":
-            sample = single_relevant(query, negatives, rng)
-        elif sampler == "any_relevant":
-            sample = any_relevant(query, negatives, rng)
+        if sampler in ONE_POSITIVE:
+            sample = ONE_POSITIVE[sampler](query, negatives, rng)
         else:
             sample = top(query, depth)
         if sample is not None:
