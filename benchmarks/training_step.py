@@ -26,37 +26,44 @@ PAIRS, STEPS, WARMUP = 128, 100, 10
 
 
 def time_step(chunk: int, attention: str, threads: int) -> float:
-    """Milliseconds per training step in this process."""
+    """Milliseconds per training step in this process: the demo's tiny ELECTRA and
+    scoring head as training builds them, its length-sorted scoring and InfoNCE."""
     import numpy as np
     import torch
     import yaml
-    from transformers import ElectraConfig, ElectraForSequenceClassification
+    from transformers import AutoModel
+
+    from rank_distillm.model import tiny_backbone
+    from rank_distillm.model.cross_encoder import CrossEncoder
+    from rank_distillm.training import length_batches, losses
 
     numerics.enforce()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     tiny = yaml.safe_load((REPO / "config.yaml").read_text())["backbones"]["tiny-electra"]["tiny"]
-    config = ElectraConfig(
-        **{**tiny, "vocab_size": 859, "embedding_size": tiny["hidden_size"], "num_labels": 1},
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    model = ElectraForSequenceClassification._from_config(config, attn_implementation=attention)
+    # The demo corpus's WordPiece vocabulary has 859 entries (the config's 2,000 is a cap).
+    words = [*tiny_backbone.SPECIAL_TOKENS, *(f"w{i}" for i in range(859 - 5))]
+    tokenizer = tiny_backbone.wordpiece_tokenizer({word: i for i, word in enumerate(words)})
+    config = tiny_backbone.backbone_config(tiny_backbone.TinySettings(**tiny), tokenizer)
+    model = CrossEncoder(AutoModel.from_config(config, attn_implementation=attention))
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
-    lengths = np.sort(3 + rng.integers(3, 15, PAIRS) + rng.integers(15, 27, PAIRS))
+    lengths = torch.from_numpy(3 + rng.integers(3, 15, PAIRS) + rng.integers(15, 27, PAIRS))
     width = int(lengths.max())
-    ids = torch.randint(5, 800, (PAIRS, width))
-    mask = (torch.arange(width)[None, :] < torch.from_numpy(lengths)[:, None]).long()
-    segments = (torch.arange(width)[None, :] >= 12).long().expand(PAIRS, width)
+    queries = PAIRS // 2  # one positive and one negative each, as the demo's stage 1
+    batch = length_batches.sort_by_length(
+        {
+            "input_ids": torch.randint(5, len(words), (PAIRS, width)),
+            "attention_mask": (torch.arange(width)[None, :] < lengths[:, None]).long(),
+            "token_type_ids": (torch.arange(width)[None, :] >= 12).long().expand(PAIRS, width),
+            "mask": torch.ones(queries, 2, dtype=torch.bool),
+        },
+        chunk,
+    )
+    targets = torch.tensor([[1.0, 0.0]]).expand(queries, 2)
 
     def step() -> None:
-        scores = []
-        for start in range(0, PAIRS, chunk):
-            rows, cut = slice(start, start + chunk), int(lengths[start : start + chunk].max())
-            batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": segments}
-            scores.append(model(**{k: v[rows, :cut] for k, v in batch.items()}).logits)
-        loss = torch.cat(scores).pow(2).mean()
+        loss = losses.infonce(length_batches.score_sorted(model, batch), targets)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
