@@ -1,8 +1,9 @@
 """A shortened demo, trained and re-ranked in a fresh process under given numerics.
 
-``python -m tests.portable_run <demo workdir> <out dir> on|off`` builds the demo's tiny
-backbone, trains each of its models for a few steps (each from the previous one), re-ranks
-the first evaluation set's first-stage run with the last, and writes ``result.json``:
+``python -m tests.portable_run <demo workdir> <out dir> on|off [steps]`` builds the demo's
+tiny backbone, trains each of its models for a few steps (each from the previous one; 10
+unless ``steps`` says otherwise), re-ranks the first evaluation set's first-stage run
+with the last, and writes ``result.json``:
 the SHA-256 of every checkpoint's weights and of the run, and the scores. The demo's
 files (collection, training tables, runs) come from a finished demo run in the workdir;
 the environment (set by the caller) says which CPU capabilities the process may use.
@@ -22,7 +23,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def main(workdir: Path, out: Path, portable: bool) -> None:
+def main(workdir: Path, out: Path, portable: bool, step_count: int = STEPS) -> None:
     from rank_distillm.model import numerics
 
     numerics.pin(portable)  # before torch
@@ -53,7 +54,7 @@ def main(workdir: Path, out: Path, portable: bool) -> None:
             exp.train_dataset,
             checkpoint,
             checkpoint.parent / "loss.csv",
-            {**settings, "steps": STEPS},
+            {**settings, "steps": step_count},
         )
         result[f"model {name}"] = sha256(checkpoint / "model.safetensors")
         start = str(checkpoint)
@@ -75,4 +76,5 @@ def main(workdir: Path, out: Path, portable: bool) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]).resolve(), sys.argv[3] == "on")
+    step_count = int(sys.argv[4]) if len(sys.argv) > 4 else STEPS
+    main(Path(sys.argv[1]), Path(sys.argv[2]).resolve(), sys.argv[3] == "on", step_count)

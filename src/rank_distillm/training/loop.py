@@ -41,6 +41,7 @@ from rank_distillm.data.texts import TextLookup
 from rank_distillm.model import precision as precisions
 from rank_distillm.model.checkpoints import check_lengths, load_cross_encoder
 from rank_distillm.model.cross_encoder import CrossEncoder
+from rank_distillm.model.numerics import portable_numerics_enabled
 from rank_distillm.model.pair_encoder import PairEncoder
 from rank_distillm.training import (
     checkpointing,
@@ -329,7 +330,12 @@ def _optimisation(
     chosen: precisions.Precision,
 ) -> checkpointing.Optimisation:
     """The paper's AdamW over the trainable parameters at a constant rate (after the
-    optional linear warm-up; or decaying linearly), and a loss scaler that only fp16 uses."""
+    optional linear warm-up; or decaying linearly), and a loss scaler that only fp16 uses.
+
+    Under portable numerics on a CPU the update is torch's fused AdamW: the default one
+    takes its square roots from MKL's vector math library, whose results (not correctly
+    rounded) differ between CPU makers, while the fused kernel uses ATen's own vector
+    code, which the pinned ATen kernels make the same everywhere."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable,
@@ -337,6 +343,7 @@ def _optimisation(
         betas=settings.adam_betas,
         eps=settings.adam_epsilon,
         weight_decay=settings.weight_decay,
+        fused=True if device_type == "cpu" and portable_numerics_enabled() else None,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate_factor(step, settings, steps)
