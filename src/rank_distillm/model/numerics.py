@@ -36,8 +36,8 @@ its libraries, so :func:`pin` is called first thing in a process; it sets them, 
 the environment (inherited by training subprocesses), and fails if torch is already
 running with other settings. :func:`enforce`, called once torch is imported, turns
 ATen's oneDNN switch off, checks what torch and MKL actually use and says it in the job
-log. Evidence and measurements: docs/benchmarks.md ("Portable numerics"); the
-two-capability test: tests/test_portable_numerics.py.
+log. Evidence and measurements: docs/benchmarks.md ("Portable numerics across CPU
+makers"); the two-capability and emulated-CPU tests: tests/test_portable_numerics.py.
 """
 
 from __future__ import annotations
