@@ -174,22 +174,10 @@ def test_the_emulated_cpu_exposes_a_maker_dependent_kernel(emulator: tuple[str, 
         "x = torch.rand(4096, generator=torch.Generator().manual_seed(0))\n"
         "print(torch.sqrt(x).numpy().tobytes().hex())\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in (*numerics.PINS, numerics.MARKER)}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-
-    def roots(prefix: tuple[str, ...]) -> str:
-        result = subprocess.run(
-            [*prefix, sys.executable, "-c", code],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr[-4000:]
-        return result.stdout
-
-    assert roots(()) != roots(emulator)
+    native, emulated = python(code), python(code, emulator=emulator)
+    assert native.returncode == 0, native.stderr[-4000:]
+    assert emulated.returncode == 0, emulated.stderr[-4000:]
+    assert native.stdout != emulated.stdout
 
 
 # ------------------------------------------------------------------ the switch itself
@@ -248,14 +236,17 @@ def test_a_cpu_without_avx2_runs_unpinned_with_a_warning(
     assert "the CPU lacks avx2 and fma" in caplog.text
 
 
-def python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+def python(
+    code: str, emulator: tuple[str, ...] = (), **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter (under ``emulator`` if given), without the pins."""
     clean = {k: v for k, v in os.environ.items() if k not in (*numerics.PINS, numerics.MARKER)}
     return subprocess.run(
-        [sys.executable, "-c", code],
+        [*emulator, sys.executable, "-c", code],
         env={**clean, **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
 
