@@ -18,13 +18,13 @@ A CPU job's floating-point order is decided by four things; with the switch on
   the approximate ``rcpps``/``rsqrtps``) is the one branch MKL documents to return the
   same results on Intel and Intel-compatible CPUs, given a fixed thread count, which
   its reproducibility conditions ask to hold with ``MKL_DYNAMIC=FALSE`` and
-  ``OMP_DYNAMIC=FALSE``.
-- **MKL's vector math** (VML), which ATen calls for some element-wise functions: CNR
-  does not make its square root portable (not correctly rounded, it gives other bits on
-  an Intel CPU, an AMD one and an emulator alike; the other VML functions a run uses
-  gave the same bits on all three), so no portable run takes ``torch.sqrt``: the only
-  square root in training is AdamW's, and portable mode trains with torch's fused AdamW,
-  whose kernel is ATen's own vector code (``rank_distillm.training.loop``).
+  ``OMP_DYNAMIC=FALSE``. MKL's vector math (VML), to which ATen hands some element-wise
+  functions, is not covered: its square root is not correctly rounded and gave other
+  bits on an AMD EPYC than under QEMU emulating an Intel or an AMD CPU, CNR or not (and
+  the demo's table, with AdamW's roots, differed between a Xeon and that EPYC). So no
+  portable run takes ``torch.sqrt``: the only square root in training is AdamW's, and
+  portable mode trains with torch's fused AdamW, whose kernel is ATen's own vector code
+  (``rank_distillm.training.loop``).
 - **oneDNN** has no such guarantee (its JIT kernels follow the CPU's ISA, its matrix
   blocking the cache sizes), so nothing runs through it: ATen's oneDNN switch is
   turned off (ATen hands GELU to oneDNN otherwise), and the lean re-ranking pass asks

@@ -334,8 +334,9 @@ def _optimisation(
 
     Under portable numerics on a CPU the update is torch's fused AdamW: the default one
     takes its square roots from MKL's vector math library, whose results (not correctly
-    rounded) differ between CPU makers, while the fused kernel uses ATen's own vector
-    code, which the pinned ATen kernels make the same everywhere."""
+    rounded) follow the CPU (docs/benchmarks.md, "Portable numerics across CPU makers"),
+    while the fused kernel uses ATen's own vector code, which the pinned ATen kernels
+    make the same everywhere."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable,
