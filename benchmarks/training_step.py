@@ -46,7 +46,8 @@ def time_step(chunk: int, attention: str, threads: int) -> float:
     tokenizer = tiny_backbone.wordpiece_tokenizer({word: i for i, word in enumerate(words)})
     config = tiny_backbone.backbone_config(tiny_backbone.TinySettings(**tiny), tokenizer)
     model = CrossEncoder(AutoModel.from_config(config, attn_implementation=attention))
-    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    fused = numerics.portable_numerics_enabled() or None  # as training: fused when portable
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=fused)
     rng = np.random.default_rng(0)
     lengths = torch.from_numpy(3 + rng.integers(3, 15, PAIRS) + rng.integers(15, 27, PAIRS))
     width = int(lengths.max())
