@@ -220,10 +220,9 @@ def machine(device: str) -> str:
         import torch
 
         return torch.cuda.get_device_name()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return f"{line.partition(':')[2].strip()}, {os.cpu_count()} CPUs"
-    return "unknown CPU"
+    from rank_distillm.model.numerics import cpuinfo_field
+
+    return f"{cpuinfo_field(['model name']) or 'unknown CPU'}, {os.cpu_count()} CPUs"
 
 
 def gpu_hours(report: dict) -> list[dict]:

@@ -35,7 +35,7 @@ def time_step(chunk: int, attention: str, threads: int) -> float:
 
     from rank_distillm.model import tiny_backbone
     from rank_distillm.model.cross_encoder import CrossEncoder
-    from rank_distillm.training import length_batches, losses
+    from rank_distillm.training import length_batches, loop, losses
 
     numerics.enforce()
     torch.set_num_threads(threads)
@@ -46,8 +46,7 @@ def time_step(chunk: int, attention: str, threads: int) -> float:
     tokenizer = tiny_backbone.wordpiece_tokenizer({word: i for i, word in enumerate(words)})
     config = tiny_backbone.backbone_config(tiny_backbone.TinySettings(**tiny), tokenizer)
     model = CrossEncoder(AutoModel.from_config(config, attn_implementation=attention))
-    fused = numerics.portable_numerics_enabled() or None  # as training: fused when portable
-    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=fused)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=loop.fused_adamw("cpu"))
     rng = np.random.default_rng(0)
     lengths = torch.from_numpy(3 + rng.integers(3, 15, PAIRS) + rng.integers(15, 27, PAIRS))
     width = int(lengths.max())

@@ -60,14 +60,6 @@ OTHER_MAKER = {"AuthenticAMD": "Haswell-v4", "GenuineIntel": "EPYC-Rome"}
 EMULATED_STEPS = 2  # the emulator runs ~150x slower; the first step already uses every kernel
 
 
-def cpu_vendor(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    for line in cpuinfo.read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "vendor_id":
-            return value.strip()
-    return ""
-
-
 def short_run(
     demo: Path,
     out: Path,
@@ -140,9 +132,10 @@ def test_without_portable_numerics_the_two_cpus_differ(short_runs: dict) -> None
 def emulator() -> tuple[str, ...]:
     """``qemu-x86_64 -cpu MODEL`` for a CPU of the other maker (Debian's qemu-user, which
     .ci/run installs); skips (fails in CI) where it is missing or the maker unknown."""
-    model = OTHER_MAKER.get(cpu_vendor())
+    vendor = numerics.cpuinfo_field(["vendor_id"])
+    model = OTHER_MAKER.get(vendor)
     if model is None:
-        skip_or_fail_in_ci(f"no emulated counterpart for a {cpu_vendor()!r} CPU")
+        skip_or_fail_in_ci(f"no emulated counterpart for a {vendor!r} CPU")
     if shutil.which("qemu-x86_64") is None:
         skip_or_fail_in_ci("qemu-x86_64 (Debian's qemu-user) is not installed")
     return ("qemu-x86_64", "-cpu", model)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rank_distillm.model import precision
+from rank_distillm.model import numerics, precision
 
 EPYC_GENOA = ["fpu", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni"]
 SAPPHIRE_RAPIDS = ["fpu", "avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"]
@@ -48,7 +48,7 @@ def test_unknown_setting_names_the_choices() -> None:
         precision.choose("fp8")
 
 
-def test_cpu_flags_read_from_cpuinfo(tmp_path: Path) -> None:
+def test_cpu_flags_and_fields_read_from_cpuinfo(tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(
         "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu avx2 avx512_bf16\n\n"
@@ -56,6 +56,9 @@ def test_cpu_flags_read_from_cpuinfo(tmp_path: Path) -> None:
     )
     assert precision.cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
     assert precision.cpu_flags(tmp_path / "missing") == frozenset()
+    assert numerics.cpuinfo_field(["vendor_id"], cpuinfo) == "AuthenticAMD"
+    assert numerics.cpuinfo_field(["model name"], cpuinfo) is None
+    assert numerics.cpuinfo_field(["vendor_id"], tmp_path / "missing") is None
 
 
 def test_autocast_only_for_bf16() -> None:

@@ -77,17 +77,24 @@ def portable_numerics_enabled() -> bool:
     return os.environ.get(MARKER) == "1"
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The first processor's feature flags (empty where /proc/cpuinfo is unreadable)."""
+def cpuinfo_field(names: Iterable[str], cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The first processor's value of the first field named one of ``names`` (e.g.
+    ``vendor_id``, ``model name``); None where there is none or /proc/cpuinfo is unreadable."""
+    wanted = frozenset(names)
     try:
         text = cpuinfo.read_text()
     except OSError:
-        return frozenset()
+        return None
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
+        if key.strip() in wanted:
+            return value.strip()
+    return None
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The first processor's feature flags (empty where /proc/cpuinfo is unreadable)."""
+    return frozenset((cpuinfo_field(("flags", "Features"), cpuinfo) or "").split())
 
 
 def natural_capability(flags: Iterable[str]) -> str:

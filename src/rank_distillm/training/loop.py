@@ -322,6 +322,15 @@ def learning_rate_factor(step: int, settings: TrainSettings, steps: int) -> floa
     return max(0.0, (steps - step) / max(1, steps - warmup))
 
 
+def fused_adamw(device_type: str) -> bool | None:
+    """AdamW's ``fused`` argument for training on ``device_type``: True under portable
+    numerics on a CPU (the default AdamW takes its square roots from MKL's vector math
+    library, whose results, not correctly rounded, follow the CPU: docs/benchmarks.md,
+    "Portable numerics across CPU makers"; the fused kernel uses ATen's own vector code,
+    which the pinned ATen kernels make the same everywhere), else torch's default."""
+    return True if device_type == "cpu" and portable_numerics_enabled() else None
+
+
 def _optimisation(
     model: CrossEncoder,
     settings: TrainSettings,
@@ -330,13 +339,8 @@ def _optimisation(
     chosen: precisions.Precision,
 ) -> checkpointing.Optimisation:
     """The paper's AdamW over the trainable parameters at a constant rate (after the
-    optional linear warm-up; or decaying linearly), and a loss scaler that only fp16 uses.
-
-    Under portable numerics on a CPU the update is torch's fused AdamW: the default one
-    takes its square roots from MKL's vector math library, whose results (not correctly
-    rounded) follow the CPU (docs/benchmarks.md, "Portable numerics across CPU makers"),
-    while the fused kernel uses ATen's own vector code, which the pinned ATen kernels
-    make the same everywhere."""
+    optional linear warm-up; or decaying linearly), and a loss scaler that only fp16 uses;
+    the update is fused under portable numerics on a CPU (`fused_adamw`)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable,
@@ -344,7 +348,7 @@ def _optimisation(
         betas=settings.adam_betas,
         eps=settings.adam_epsilon,
         weight_decay=settings.weight_decay,
-        fused=True if device_type == "cpu" and portable_numerics_enabled() else None,
+        fused=fused_adamw(device_type),
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate_factor(step, settings, steps)
