@@ -19,6 +19,7 @@ from rank_distillm.experiment import from_config
 from rank_distillm.report.files import (
     MissingMetricsError,
     ReportSpec,
+    matches_pin,
     package_versions,
     read_cells,
     rebuild_tables,
@@ -246,3 +247,11 @@ def test_package_versions_compare_pins() -> None:
     assert versions.loc["statsmodels", "matches pin"] == "yes"
     assert versions.loc["numpy", "pinned"] == "2.4.6"  # declared, as the package imports it
     assert versions.loc["numpy", "matches pin"] == "yes"
+
+
+def test_a_local_version_label_matches_its_pin() -> None:
+    assert matches_pin("2.13.0+cpu", "2.13.0")  # pip's CPU wheel of torch==2.13.0
+    assert matches_pin("2.13.0+cpu", "2.13.0+cpu")
+    assert not matches_pin("2.13.0+cu128", "2.13.0+cpu")
+    assert not matches_pin("2.13.1+cpu", "2.13.0")
+    assert not matches_pin("2.13.0", "2.13")

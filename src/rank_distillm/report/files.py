@@ -459,6 +459,12 @@ def write_benchmark_summary(
     return table
 
 
+def matches_pin(installed: str, pinned: str) -> bool:
+    """Whether ``installed`` satisfies ``==pinned``: as in PEP 440, a local version label
+    (torch's ``2.13.0+cpu``) is ignored where the pin has none."""
+    return installed == pinned or ("+" not in pinned and installed.split("+")[0] == pinned)
+
+
 def package_versions(package: str = PACKAGE) -> pd.DataFrame:
     """The pinned dependencies of ``package`` with the version installed, flagging any
     that differ from the pin."""
@@ -476,12 +482,13 @@ def package_versions(package: str = PACKAGE) -> pd.DataFrame:
             installed = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             installed = "not installed"
+        matches = "yes" if matches_pin(installed, pinned) else "NO"
         rows.append(
             {
                 "package": name,
                 "pinned": pinned or "–",
                 "installed": installed,
-                "matches pin": "" if not pinned else ("yes" if installed == pinned else "NO"),
+                "matches pin": matches if pinned else "",
             }
         )
     return pd.DataFrame(rows)
