@@ -405,7 +405,7 @@ def test_workflow_downloads_a_configured_teacher_run(server, tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     assert (workdir / "resources" / "teacher.run").read_bytes() == TEACHER_RUN
     assert "MD5 verified" in (workdir / "resources" / "logs" / "teacher.run.log").read_text()
-    table = "results/demo/training/teachers/simulated-teacher.1000x30.parquet"
+    table = "results/demo/training/teachers/simulated-teacher.2000x30.parquet"
     plan = snakemake(workdir, "--dry-run", table)
     assert "rule download" not in plan.stdout  # already there
     assert "resources/teacher.run" in plan.stdout

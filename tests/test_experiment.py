@@ -42,10 +42,10 @@ def test_demo_has_one_first_stage_and_the_simulated_teacher(demo_config) -> None
     ]
     assert exp.rows[0].label == "BM25"  # one first stage: the row is named after it
     stage2 = exp.models["tiny-electra.stage1.stage2-ranknet"]
-    # The model draws 800 of the teacher's 1,000 queries; the depth is the teacher's.
-    assert (stage2.queries, stage2.depth) == (800, 30)
+    # The model takes all of the teacher's 2,000 queries; the depth is the teacher's.
+    assert (stage2.queries, stage2.depth) == (2000, 30)
     assert exp.model_table(stage2.name) == (
-        "results/demo/training/teachers/simulated-teacher.800x30.parquet"
+        "results/demo/training/teachers/simulated-teacher.2000x30.parquet"
     )
     assert exp.model_start(stage2.name) == "results/demo/models/tiny-electra.stage1/checkpoint"
     assert exp.first_stage_run("bm25", "dl19") == "results/demo/runs/dl19/bm25/bm25.run"
@@ -336,15 +336,15 @@ def test_a_table_below_the_teachers_depth_reads_the_first_stage_run(demo_config)
     )
     exp = from_config(config)
     teacher_run = "results/demo/runs/train/bm25/simulated-teacher.run"
-    assert exp.teacher_table_inputs("simulated-teacher", 1000, 30) == {"teacher_run": teacher_run}
-    assert exp.teacher_table_inputs("simulated-teacher", 1000, 10) == {
+    assert exp.teacher_table_inputs("simulated-teacher", 2000, 30) == {"teacher_run": teacher_run}
+    assert exp.teacher_table_inputs("simulated-teacher", 2000, 10) == {
         "teacher_run": teacher_run,
         "first_stage": "results/demo/runs/train/bm25/bm25.run",
         "published": "authors-sampled-10.run",
     }
     # The published sub-sample holds all the teacher's queries: no check for a subset.
     assert "published" not in exp.teacher_table_inputs("simulated-teacher", 500, 10)
-    assert "published" not in exp.teacher_table_inputs("simulated-teacher", 1000, 20)
+    assert "published" not in exp.teacher_table_inputs("simulated-teacher", 2000, 20)
 
 
 def test_a_published_subsample_at_the_teachers_depth_is_an_error(demo_config) -> None:
@@ -581,10 +581,10 @@ def test_stage_1_pairs_are_steps_by_queries_by_one_positive_and_its_negatives(
     demo_config, sampler
 ) -> None:
     """Both stage-1 samplers size a job as 1 positive + ``negatives`` per query (here 1,000
-    steps x 64 queries x (1 + 3)); stage 2 as its teacher's depth (2 epochs x 800 x 30)."""
+    steps x 64 queries x (1 + 3)); stage 2 as its teacher's depth (2 epochs x 2,000 x 30)."""
     stage1 = {"sampler": sampler, "negatives": 3}
     exp = from_config(
         edited(demo_config, lambda c: c["models"]["tiny-electra.stage1"].update(stage1))
     )
     assert exp.train_pairs("tiny-electra.stage1") == 1000 * 64 * 4
-    assert exp.train_pairs("tiny-electra.stage1.stage2-ranknet") == 2 * 800 * 30
+    assert exp.train_pairs("tiny-electra.stage1.stage2-ranknet") == 2 * 2000 * 30

@@ -94,13 +94,13 @@ def test_facts_come_from_the_experiment() -> None:
     assert [step["name"] for step in facts["chain"]] == ["tiny-electra.stage1", "tiny-electra"]
     assert facts["base_model"] is None  # a tiny backbone built by the pipeline
     assert facts["data"]["teacher"] == "Simulated teacher (qrels + noise)"
-    assert facts["data"]["simulated_noise"] == 1.0
-    assert (facts["data"]["num_queries"], facts["data"]["depth"]) == (800, 30)
+    assert facts["data"]["simulated_noise"] == 0.5
+    assert (facts["data"]["num_queries"], facts["data"]["depth"]) == (2000, 30)
     assert facts["recipe"]["loss"] == "ranknet"
     assert facts["recipe"]["epochs"] == 2
     assert facts["recipe"]["learning_rate"] == 3e-4  # the model's own, over training_defaults
     assert facts["recipe"]["query_length"] == 16  # from training_defaults
-    assert facts["table_stats"] == "results/demo/training/teachers/simulated-teacher.800x30.json"
+    assert facts["table_stats"] == "results/demo/training/teachers/simulated-teacher.2000x30.json"
     # The model zoo's two sets, then the demo's three TIREx tasks.
     assert [cell["split"] for cell in facts["evaluation"]] == [
         "dl19",
